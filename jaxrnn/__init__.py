@@ -1,0 +1,29 @@
+"""jaxrnn: train ensembles of recurrent neural networks for computational neuroscience as one compiled program."""
+
+from jaxrnn.evaluate import Evaluation, evaluate, wilson_interval
+from jaxrnn.network import NetConfig, forward, init_params
+from jaxrnn.tasks import TASKS, Task, Trial, make_task
+from jaxrnn.train import Ensemble, Hparams, TrainConfig, fit, make_train, member, member_keys, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TASKS",
+    "Ensemble",
+    "Evaluation",
+    "Hparams",
+    "NetConfig",
+    "Task",
+    "TrainConfig",
+    "Trial",
+    "evaluate",
+    "fit",
+    "forward",
+    "init_params",
+    "make_task",
+    "make_train",
+    "member",
+    "member_keys",
+    "train",
+    "wilson_interval",
+]

@@ -1,0 +1,22 @@
+"""Task registry. `make_task(name, **params)` builds a task with the paper preset, overriding any parameter."""
+
+from __future__ import annotations
+
+from jaxrnn.tasks.base import Task, Trial
+from jaxrnn.tasks.flipflop import FlipFlop, FlipFlop3
+from jaxrnn.tasks.gates import And, Not, Or, Xor
+from jaxrnn.tasks.timing import Oscillation, TimeReproduction
+
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (And, Or, Xor, Not, FlipFlop, FlipFlop3, TimeReproduction, Oscillation)
+}
+
+
+def make_task(name: str, **params) -> Task:
+    """The task `name` with its paper preset, `params` overriding fields (validated before any compilation)."""
+    if name not in TASKS:
+        raise ValueError(f"task: unknown task {name!r}; allowed: {', '.join(TASKS)}")
+    return TASKS[name]().replace(**params)
+
+
+__all__ = ["TASKS", "Task", "Trial", "make_task"]

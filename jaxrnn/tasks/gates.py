@@ -1,0 +1,115 @@
+"""Logic gates on temporal pulses: AND, OR, XOR (two inputs) and NOT (one input).
+
+Source: Jarne & Laje 2019 (arXiv 1906.01094), §2 and the public code katejarne/RNN_study_with_keras.
+Paper preset (DESIGN.md §4): T = 200 steps; each input bit is independently 0 or 1 (all conditions equally
+likely); a bit of 1 is a square pulse of amplitude 1 on [30, 50); Gaussian input noise of std 0.1 at every step;
+the target is the gate's value from t = 70 to the end and a baseline before (AND 0, the others 0.01).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.tasks.base import Task, Trial, _check, add_noise, pulse
+
+
+@dataclasses.dataclass(frozen=True)
+class _Gate(Task):
+    T: int = 200
+    noise: float = 0.1
+    pulse_start: int = 30
+    pulse_width: int = 20
+    response_start: int = 70
+    amplitude: float = 1.0
+    baseline: float = 0.01
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(self, self.pulse_width > 0, "pulse_width", f"must be > 0, got {self.pulse_width}")
+        _check(self, self.pulse_start >= 0, "pulse_start", f"must be >= 0, got {self.pulse_start}")
+        end = self.pulse_start + self.pulse_width
+        _check(
+            self,
+            end <= self.response_start < self.T,
+            "response_start",
+            f"must lie in [pulse end = {end}, T = {self.T}), got {self.response_start}",
+        )
+
+    def _gate(self, bits):
+        raise NotImplementedError
+
+    def sample(self, key):
+        key_bits, key_noise = jax.random.split(key)
+        n = self.n_in
+        condition = jax.random.randint(key_bits, (), 0, 2**n)
+        bits = (condition >> jnp.arange(n - 1, -1, -1)) & 1  # most significant bit is input 0
+        t = jnp.arange(self.T)[:, None]
+        inputs = self.amplitude * bits[None, :] * pulse(t, self.pulse_start, self.pulse_width)
+        inputs = add_noise(key_noise, inputs, self.noise)
+        after = t >= self.response_start
+        value = self._gate(bits).astype(jnp.float32)
+        targets = jnp.where(after, value, self.baseline).astype(jnp.float32)
+        return Trial(
+            inputs=inputs.astype(jnp.float32),
+            targets=targets,
+            mask=jnp.ones_like(targets),
+            condition=condition.astype(jnp.int32),
+            response=after.astype(jnp.int32) * jnp.ones_like(targets, jnp.int32),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class And(_Gate):
+    """AND of two temporal pulses: 1 from t = 70 when both inputs pulsed."""
+
+    name: ClassVar[str] = "and"
+    n_in: ClassVar[int] = 2
+    n_out: ClassVar[int] = 1
+    conditions: ClassVar[tuple[str, ...]] = ("00", "01", "10", "11")
+    baseline: float = 0.0
+
+    def _gate(self, bits):
+        return bits[0] & bits[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Or(_Gate):
+    """OR of two temporal pulses: 1 from t = 70 when at least one input pulsed."""
+
+    name: ClassVar[str] = "or"
+    n_in: ClassVar[int] = 2
+    n_out: ClassVar[int] = 1
+    conditions: ClassVar[tuple[str, ...]] = ("00", "01", "10", "11")
+
+    def _gate(self, bits):
+        return bits[0] | bits[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Xor(_Gate):
+    """XOR of two temporal pulses: 1 from t = 70 when exactly one input pulsed."""
+
+    name: ClassVar[str] = "xor"
+    n_in: ClassVar[int] = 2
+    n_out: ClassVar[int] = 1
+    conditions: ClassVar[tuple[str, ...]] = ("00", "01", "10", "11")
+
+    def _gate(self, bits):
+        return bits[0] ^ bits[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Not(_Gate):
+    """NOT of one temporal pulse: 1 from t = 70 when no pulse came, else 0. Needs an RNN bias."""
+
+    name: ClassVar[str] = "not"
+    n_in: ClassVar[int] = 1
+    n_out: ClassVar[int] = 1
+    conditions: ClassVar[tuple[str, ...]] = ("0", "1")
+
+    def _gate(self, bits):
+        return 1 - bits[0]

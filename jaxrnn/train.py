@@ -1,0 +1,353 @@
+"""Training: one pure function per member, `jit ∘ vmap`-ed over the ensemble.
+
+`make_train(config)` returns `(init, run_epochs)`:
+
+    state = init(member_key, hparams)                       # one member's TrainState
+    state, losses = run_epochs(state, member_key, hparams, n)  # n more epochs, losses (n,)
+
+and `train(member_key, hparams) -> (params_init, params_final, history)` composes them for a whole run. The
+ensemble runner `fit` compiles `jit(vmap(run_epochs))` once per config and calls it from a host loop that only
+chunks the run (members in chunks that fit memory, epochs in calls between progress updates and checkpoints).
+
+Protocols (DESIGN.md §3):
+  * `paper`: a fixed training set of `n_train` trial keys per member (or one shared set when `shared_data`),
+    regenerated on device when used, shuffled every epoch, `n_train // batch_size` updates per epoch (the
+    remainder of a shuffle is left out), Adam with Keras' legacy decay lr / (1 + decay · t), and per-member early
+    stopping once the epoch's mean training loss falls below the task's threshold (its updates are masked).
+  * `online`: fresh trials at every update.
+A member whose loss or gradient becomes non-finite is frozen at its last finite parameters and marked diverged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import Array
+
+from jaxrnn.network import NetConfig, Params, init_params, outputs
+from jaxrnn.tasks import Task, Trial
+
+PROTOCOLS = ("paper", "online")
+
+#: The 2019 study's per-task protocol: early-stop threshold, training-set size, batch size, N, RNN bias.
+PAPER = {
+    "and": dict(threshold=5e-4),
+    "or": dict(threshold=1e-4),
+    "xor": dict(threshold=1e-3),
+    "not": dict(threshold=5e-4, bias=True),
+    "flipflop": dict(threshold=1e-3, n_train=25_000),
+    "oscillation": dict(threshold=1e-3),
+    "time_reproduction": dict(threshold=1e-3),
+    "flipflop3": dict(threshold=9e-3, n_train=30_000, batch_size=128, units=400),
+}
+_DEFAULTS = dict(threshold=1e-3, n_train=15_000, batch_size=64, units=50, bias=False)
+
+
+class Hparams(NamedTuple):
+    """Numbers that may be traced (and swept with vmap): learning rate and recurrent-init gain."""
+
+    lr: float | Array = 1e-4
+    gain: float | Array = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything static about a training run. `None` fields take the task's paper value (`PAPER`).
+
+    Attributes:
+        task: the task (its parameters included).
+        units: N. init: "orthogonal" | "normal". bias: RNN bias. alpha: dt / tau. activation: see network.
+        protocol: "paper" | "online". epochs, batch_size, n_train: sizes (an epoch is n_train // batch_size
+            updates in both protocols).
+        decay: Keras legacy lr decay. b1, b2, eps: Adam. clip_norm: global-norm gradient clipping (None = off).
+        threshold: early-stop loss threshold (0 = never stop early).
+        shared_data: all members train on one set of trials (the original) rather than their own.
+        data_seed: the seed of that shared set.
+    """
+
+    task: Task
+    units: int | None = None
+    init: str = "orthogonal"
+    bias: bool | None = None
+    alpha: float = 1.0
+    activation: str = "tanh"
+    protocol: str = "paper"
+    epochs: int = 20
+    batch_size: int | None = None
+    n_train: int | None = None
+    decay: float = 1e-4
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    clip_norm: float | None = None
+    threshold: float | None = None
+    shared_data: bool = False
+    data_seed: int = 0
+
+    def __post_init__(self):
+        preset = {**_DEFAULTS, **PAPER.get(self.task.name, {})}
+        for name, value in preset.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        for name in ("units", "epochs", "batch_size", "n_train"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train: {name} must be a positive integer, got {getattr(self, name)}")
+        if self.n_train < self.batch_size:
+            raise ValueError(f"train: n_train={self.n_train} must be >= batch_size={self.batch_size}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"train: unknown protocol {self.protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+        if self.threshold < 0:
+            raise ValueError(f"train: threshold must be >= 0, got {self.threshold}")
+        if self.clip_norm is not None and self.clip_norm <= 0:
+            raise ValueError(f"train: clip_norm must be > 0 or None, got {self.clip_norm}")
+        self.net  # validates the network fields
+
+    @property
+    def net(self) -> NetConfig:
+        return NetConfig(
+            n_in=self.task.n_in,
+            n_out=self.task.n_out,
+            units=self.units,
+            alpha=self.alpha,
+            activation=self.activation,
+            bias=self.bias,
+            init=self.init,
+        )
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_train // self.batch_size
+
+
+class TrainState(NamedTuple):
+    """One member's training state (a leading member axis in an ensemble)."""
+
+    params: Params
+    opt_state: optax.OptState
+    epoch: Array  # int32, epochs done
+    stop_epoch: Array  # int32, epoch after which the member stopped early (0 = still training)
+    diverged: Array  # bool, loss or gradient became non-finite (parameters frozen)
+
+
+class History(NamedTuple):
+    loss: Array  # (epochs,) mean training loss of each epoch
+    stop_epoch: Array  # () int32
+    diverged: Array  # () bool
+
+
+def masked_mse(outputs: Array, trial: Trial) -> Array:
+    """Mean squared error over the steps and outputs where the mask is on (a batch of trials or one)."""
+    return jnp.sum(trial.mask * (outputs - trial.targets) ** 2) / jnp.maximum(jnp.sum(trial.mask), 1.0)
+
+
+def make_optimizer(config: TrainConfig, lr: float | Array) -> optax.GradientTransformation:
+    """Adam with Keras' legacy decay lr_t = lr / (1 + decay · t), t = updates done; optional clipping first."""
+    schedule = lambda count: lr / (1.0 + config.decay * count)  # noqa: E731
+    adam = optax.adam(schedule, b1=config.b1, b2=config.b2, eps=config.eps)
+    return optax.chain(optax.clip_by_global_norm(config.clip_norm), adam) if config.clip_norm else adam
+
+
+def _keys(member_key: Array, config: TrainConfig) -> tuple[Array, Array, Array]:
+    """(key_init, key_data, key_shuffle) of a member; the data key is shared when `shared_data`."""
+    key_init, key_data, key_shuffle = jax.random.split(member_key, 3)
+    if config.shared_data:
+        key_data = jax.random.key(config.data_seed)
+    return key_init, key_data, key_shuffle
+
+
+def make_train(config: TrainConfig) -> tuple[Callable, Callable]:
+    """Build the pure per-member functions `init(member_key, hparams)` and
+    `run_epochs(state, member_key, hparams, n_epochs)` for `config`."""
+    task, net = config.task, config.net
+    B, S = config.batch_size, config.steps_per_epoch
+
+    def loss_fn(params, trials):
+        out = jax.vmap(outputs, in_axes=(None, 0, None))(params, trials.inputs, net)
+        return masked_mse(out, trials)
+
+    def init(member_key, hparams):
+        key_init, _, _ = _keys(member_key, config)
+        params = init_params(key_init, net, hparams.gain)
+        opt_state = make_optimizer(config, hparams.lr).init(params)
+        return TrainState(params, opt_state, jnp.int32(0), jnp.int32(0), jnp.bool_(False))
+
+    def epoch_trial_keys(key_data, key_shuffle, epoch):
+        """(S, B) trial keys of one epoch."""
+        if config.protocol == "online":
+            return jax.random.split(jax.random.fold_in(key_data, epoch), S * B).reshape(S, B)
+        train_keys = jax.random.split(key_data, config.n_train)
+        order = jax.random.permutation(jax.random.fold_in(key_shuffle, epoch), config.n_train)
+        return train_keys[order[: S * B].reshape(S, B)]
+
+    def update(carry, keys, optimizer):
+        params, opt_state, active = carry
+        trials = jax.vmap(task.sample)(keys)
+        loss, grads = jax.value_and_grad(loss_fn)(params, trials)
+        finite = jnp.isfinite(loss) & jnp.all(
+            jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
+        )
+        updates, new_opt = optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        keep = active & finite
+        params, opt_state = jax.tree.map(lambda n, o: jnp.where(keep, n, o), (new_params, new_opt), (params, opt_state))
+        return (params, opt_state, active & finite), loss
+
+    def epoch(state, member_key, hparams):
+        _, key_data, key_shuffle = _keys(member_key, config)
+        optimizer = make_optimizer(config, hparams.lr)
+        active = (state.stop_epoch == 0) & ~state.diverged
+        keys = epoch_trial_keys(key_data, key_shuffle, state.epoch)
+        (params, opt_state, still), losses = jax.lax.scan(
+            functools.partial(update, optimizer=optimizer), (state.params, state.opt_state, active), keys
+        )
+        diverged = state.diverged | (active & ~still)
+        loss = jnp.mean(losses)
+        stop_now = active & ~diverged & (loss < config.threshold)
+        stop_epoch = jnp.where(stop_now, state.epoch + 1, state.stop_epoch)
+        return TrainState(params, opt_state, state.epoch + 1, stop_epoch, diverged), loss
+
+    def run_epochs(state, member_key, hparams, n_epochs: int):
+        def body(s, _):
+            return epoch(s, member_key, hparams)
+
+        return jax.lax.scan(body, state, None, length=n_epochs)
+
+    return init, run_epochs
+
+
+def train(member_key: Array, hparams: Hparams, config: TrainConfig) -> tuple[Params, Params, History]:
+    """A whole training run of one member: (params_init, params_final, history). vmap it over member keys."""
+    init, run_epochs = make_train(config)
+    state0 = init(member_key, hparams)
+    state, losses = run_epochs(state0, member_key, hparams, config.epochs)
+    return state0.params, state.params, History(losses, state.stop_epoch, state.diverged)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The ensemble: member keys, chunks of members, devices.
+
+
+def member_keys(seed: int, members: Array | np.ndarray) -> Array:
+    """Key of each member id: `fold_in(key(seed), i)`, so member i is the same network whatever the ensemble."""
+    root = jax.random.key(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.asarray(members, jnp.uint32))
+
+
+@functools.lru_cache(maxsize=32)
+def compiled(config: TrainConfig, n_epochs: int) -> tuple[Callable, Callable]:
+    """`jit(vmap(init))` and `jit(vmap(run_epochs))` for `config`, built once and cached."""
+    init, run_epochs = make_train(config)
+    v_init = jax.jit(jax.vmap(init, in_axes=(0, None)))
+    v_run = jax.jit(jax.vmap(functools.partial(run_epochs, n_epochs=n_epochs), in_axes=(0, 0, None)))
+    return v_init, v_run
+
+
+def _member_sharding(n_members: int):
+    """Shard the member axis over all local devices when it divides evenly, else leave placement to JAX."""
+    devices = jax.local_devices()
+    if len(devices) == 1 or n_members % len(devices):
+        return None
+    mesh = jax.sharding.Mesh(np.array(devices), ("member",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("member"))
+
+
+def default_chunk(config: TrainConfig, members: int) -> int:
+    """Members per compiled call: all of them up to a memory budget, a multiple of the device count."""
+    n_dev = jax.local_device_count()
+    per_member = 4 * config.batch_size * config.task.T * config.units * 4  # stored states and their gradients
+    budget = 2 * 2**30
+    chunk = max(1, min(members, budget // max(per_member, 1), 256))
+    return int(math.ceil(chunk / n_dev) * n_dev)
+
+
+class Ensemble(NamedTuple):
+    """A trained ensemble; every array has the member axis first."""
+
+    members: np.ndarray  # (E,) member ids
+    params_init: Params
+    params_final: Params
+    loss: np.ndarray  # (E, epochs)
+    stop_epoch: np.ndarray  # (E,)
+    diverged: np.ndarray  # (E,)
+
+
+def _pad(x: Array, size: int) -> Array:
+    return jnp.concatenate([x, jnp.repeat(x[-1:], size - x.shape[0], 0)]) if x.shape[0] < size else x
+
+
+def _to_host(tree):
+    return jax.tree.map(np.array, tree)
+
+
+def init_ensemble(config: TrainConfig, seed: int, members, hparams: Hparams = Hparams()) -> TrainState:
+    """The initial TrainState of every member (host arrays, member axis first)."""
+    members = np.asarray(members)
+    v_init, _ = compiled(config, 1)
+    return _to_host(v_init(member_keys(seed, members), hparams))
+
+
+def fit(
+    config: TrainConfig,
+    seed: int,
+    members,
+    hparams: Hparams = Hparams(),
+    *,
+    state: TrainState | None = None,
+    loss: np.ndarray | None = None,
+    chunk_size: int | None = None,
+    epochs_per_call: int | None = None,
+    callback: Callable[[TrainState, np.ndarray], None] | None = None,
+) -> Ensemble:
+    """Train an ensemble: members `members` (ids) of root seed `seed`.
+
+    Args:
+        state, loss: a TrainState and the loss array (E, epochs) to resume from (e.g. a checkpoint).
+        chunk_size: members per compiled call (default: `default_chunk`).
+        epochs_per_call: epochs per compiled call (default: all remaining); progress and checkpoints happen between
+            calls. Results do not depend on either.
+        callback: called after every call with the host TrainState of all members and the loss so far.
+    """
+    members = np.asarray(members)
+    E = len(members)
+    keys = member_keys(seed, members)
+    state0 = init_ensemble(config, seed, members, hparams)
+    if state is None:
+        state = state0
+        loss = np.full((E, config.epochs), np.nan, np.float32)
+    chunk = chunk_size or default_chunk(config, E)
+    n_dev = jax.local_device_count()
+    chunk = int(math.ceil(chunk / n_dev) * n_dev)
+    sharding = _member_sharding(chunk)
+    done = int(np.min(state.epoch)) if E else config.epochs
+    step = epochs_per_call or (config.epochs - done) or 1
+    while done < config.epochs:
+        n = min(step, config.epochs - done)
+        _, v_run = compiled(config, n)
+        parts_state, parts_loss = [], []
+        for lo in range(0, E, chunk):
+            hi = min(lo + chunk, E)
+            s = jax.tree.map(lambda x: _pad(jnp.asarray(x[lo:hi]), chunk), state)
+            k = _pad(keys[lo:hi], chunk)
+            if sharding is not None:
+                s, k = jax.device_put((s, k), sharding)
+            s, l = v_run(s, k, hparams)
+            parts_state.append(jax.tree.map(lambda x: np.asarray(x)[: hi - lo], s))
+            parts_loss.append(np.asarray(l)[: hi - lo])
+        state = jax.tree.map(lambda *xs: np.concatenate(xs), *parts_state)
+        loss[:, done : done + n] = np.concatenate(parts_loss)
+        done += n
+        if callback is not None:
+            callback(state, loss)
+    return Ensemble(members, state0.params, state.params, loss, state.stop_epoch, state.diverged)
+
+
+def member(tree, i: int):
+    """Member i of a pytree whose arrays have the member axis first."""
+    return jax.tree.map(lambda x: x[i], tree)

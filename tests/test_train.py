@@ -1,0 +1,139 @@
+"""The ensemble trainer: members are independent, reproducible networks; early stop and divergence are per member."""
+
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxrnn.evaluate import evaluate
+from jaxrnn.tasks import make_task
+from jaxrnn.train import Hparams, TrainConfig, compiled, fit, member, train
+
+TINY = dict(units=8, epochs=3, batch_size=4, n_train=16)
+
+
+def tiny(**kw):
+    return TrainConfig(make_task("and", T=60, pulse_start=5, response_start=40), **{**TINY, **kw})
+
+
+def allclose(a, b, **kw):
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, **{"rtol": 1e-5, "atol": 1e-6, **kw}), a, b)
+
+
+def test_member_equals_alone():
+    cfg = tiny()
+    ens = fit(cfg, seed=3, members=range(8))
+    alone = fit(cfg, seed=3, members=[5])
+    allclose(member(ens.params_final, 5), member(alone.params_final, 0))
+    allclose(ens.loss[5], alone.loss[0])
+    # the single-member pure function, called without vmap, is the same network too
+    key = jax.random.fold_in(jax.random.key(3), 5)
+    p0, p1, hist = jax.jit(lambda k: train(k, Hparams(), cfg))(key)
+    allclose(member(ens.params_final, 5), p1, rtol=1e-4, atol=1e-5)
+    allclose(member(ens.params_init, 5), p0)
+
+
+def test_member_independent_of_ensemble_size():
+    cfg = tiny()
+    small, big = fit(cfg, 0, range(4)), fit(cfg, 0, range(16))
+    allclose(small.params_final, jax.tree.map(lambda x: x[:4], big.params_final))
+    assert not np.allclose(big.params_final["W_rec"][0], big.params_final["W_rec"][1])
+
+
+def test_chunks_and_epoch_calls_do_not_change_results():
+    cfg = tiny()
+    whole = fit(cfg, 1, range(6))
+    pieces = fit(cfg, 1, range(6), chunk_size=2, epochs_per_call=1)
+    allclose(whole.params_final, pieces.params_final)
+    allclose(whole.loss, pieces.loss)
+
+
+def test_no_recompilation():
+    cfg = tiny(epochs=2)
+    fit(cfg, 0, range(4))
+    _, v_run = compiled(cfg, 2)
+    n = v_run._cache_size()
+    fit(cfg, 7, range(4, 8))
+    assert v_run._cache_size() == n == 1
+
+
+def test_same_seed_same_result_and_shared_data():
+    cfg = tiny(shared_data=True)
+    a, b = fit(cfg, 2, range(3)), fit(cfg, 2, range(3))
+    allclose(a.params_final, b.params_final, rtol=0, atol=0)
+    assert not np.allclose(a.params_init["W_rec"][0], a.params_init["W_rec"][1])
+
+
+def test_early_stop_freezes_one_member():
+    cfg = tiny(epochs=4)
+    ref = fit(cfg, 0, range(4))
+    # threshold between member losses after epoch 1: the lowest stops, the others go on
+    first = ref.loss[:, 0]
+    thr = float(np.sort(first)[0] + np.sort(first)[1]) / 2
+    stopped = fit(tiny(epochs=4, threshold=thr), 0, range(4))
+    i = int(np.argmin(first))
+    assert stopped.stop_epoch[i] == 1 and all(stopped.stop_epoch[j] == 0 for j in range(4) if j != i)
+    # the stopped member kept its epoch-1 parameters; the others match the run without early stop
+    after_one = fit(tiny(epochs=1), 0, [i])
+    allclose(member(stopped.params_final, i), member(after_one.params_final, 0))
+    for j in range(4):
+        if j != i:
+            allclose(member(stopped.params_final, j), member(ref.params_final, j))
+
+
+def test_diverged_member_is_frozen_and_others_untouched():
+    cfg = tiny()
+    ref = fit(cfg, 0, range(3))
+    from jaxrnn.train import init_ensemble
+
+    state = init_ensemble(cfg, 0, np.arange(3))
+    state.params["W_rec"][1, 0, 0] = np.nan
+    loss = np.full((3, cfg.epochs), np.nan, np.float32)
+    out = fit(cfg, 0, range(3), state=state, loss=loss)
+    assert list(out.diverged) == [False, True, False]
+    for j in (0, 2):
+        allclose(member(out.params_final, j), member(ref.params_final, j))
+    assert np.isnan(out.params_final["W_rec"][1, 0, 0])  # frozen where it was
+
+
+def test_online_protocol_runs_and_differs():
+    a = fit(tiny(protocol="online"), 0, range(2))
+    b = fit(tiny(), 0, range(2))
+    assert np.all(np.isfinite(a.loss)) and not np.allclose(a.loss, b.loss)
+
+
+def test_clipping_bounds_the_first_update():
+    cfg = tiny(epochs=1, n_train=4, clip_norm=1e-3)
+    ens = fit(cfg, 0, [0], hparams=Hparams(lr=1.0))
+    step = ens.params_final["W_rec"] - ens.params_init["W_rec"]
+    assert np.abs(step).max() <= 1.0 + 1e-5  # Adam's first step is ~lr per coordinate whatever the clipping
+
+
+@pytest.mark.parametrize(
+    "kw,field",
+    [(dict(units=0), "units"), (dict(epochs=-1), "epochs"), (dict(init="he"), "orthogonal, normal"),
+     (dict(protocol="batch"), "paper, online"), (dict(batch_size=64, n_train=10), "n_train")],
+)
+def test_bad_train_config(kw, field):
+    with pytest.raises(ValueError, match=field):
+        tiny(**kw)
+
+
+def test_paper_defaults():
+    cfg = TrainConfig(make_task("flipflop3"))
+    assert (cfg.units, cfg.batch_size, cfg.n_train, cfg.threshold) == (400, 128, 30_000, 9e-3)
+    assert TrainConfig(make_task("not")).bias and not TrainConfig(make_task("and")).bias
+    assert TrainConfig(make_task("and")).steps_per_epoch == 15_000 // 64
+
+
+@pytest.mark.slow
+def test_and_ensemble_learns():
+    """16 AND networks, N = 50, paper protocol with fewer trials and epochs: >= 75% succeed."""
+    cfg = TrainConfig(make_task("and"), epochs=8, n_train=6400)
+    t = time.perf_counter()
+    ens = fit(cfg, 0, range(16), hparams=Hparams(lr=1e-3))
+    ev = evaluate(cfg.task, cfg.net, ens.params_final)
+    elapsed = time.perf_counter() - t
+    print(f"AND ensemble: 16 members x 8 epochs x 6400 trials in {elapsed:.0f} s; success {ev.success.mean():.2f}")
+    assert ev.success.mean() >= 0.75
