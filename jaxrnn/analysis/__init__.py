@@ -1,0 +1,1 @@
+"""Analyses of trained ensembles. They return numbers (arrays, dataclasses); `jaxrnn.plots` draws them. Import submodules directly."""

@@ -1,0 +1,1 @@
+"""Figures. Only this package imports matplotlib (with the Agg backend); its functions take numbers and write PNGs."""
