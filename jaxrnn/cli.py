@@ -1,0 +1,855 @@
+"""The `jaxrnn` command line: train ensembles, inspect tasks, evaluate, show and plot run directories, run studies.
+
+    jaxrnn tasks
+    jaxrnn train TASK [--members E] [--units N] [--init orthogonal|normal] [--protocol paper|online] [--epochs n]
+                      [--batch-size B] [--n-train n] [--lr LR] [--seed S] --out RUN_DIR [--param key=value ...]
+    jaxrnn sample TASK --trials K [--seed S] [--param key=value ...] --out FILE.npz [--plot FILE.png]
+    jaxrnn evaluate RUN_DIR [--trials K]
+    jaxrnn show RUN_DIR
+    jaxrnn plot RUN_DIR
+    jaxrnn study NAME [--scale smoke|cpu|paper] [--members E] [--out DIR] [--run RUN_DIR]
+    jaxrnn import-keras FILE [FILE ...] --task TASK [--initial FILE0 ...] --out RUN_DIR [--param key=value ...]
+
+Every input is validated (task, parameters, sizes, output paths, an existing run directory) before JAX compiles
+anything and before anything is written. Errors print one line `jaxrnn: error: ...` to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_ERROR = 2
+_PROG = "jaxrnn"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (`jaxrnn train: error: ...`) and exit 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Argument types and parsing helpers (no JAX here).
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _nonnegative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def _convert(name: str, field: str, default, text: str):
+    """Parse `text` as the type of a task field's default value."""
+    if isinstance(default, bool):
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"--param {field}={text}: {field} must be true or false")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"--param {field}={text}: {name}.{field} must be an integer") from None
+    if isinstance(default, float):
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"--param {field}={text}: {name}.{field} must be a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"--param {field}={text}: {name}.{field} must be finite")
+        return value
+    if isinstance(default, tuple):
+        if text.strip()[:1] in "[(":
+            try:
+                value = json.loads(text.strip().replace("(", "[").replace(")", "]"))
+            except json.JSONDecodeError:
+                raise ValueError(f"--param {field}={text}: {name}.{field} must be a JSON list") from None
+            return _tuples(value)
+        items = [s for s in text.split(",") if s.strip()]
+        proto = default[0] if default else 0.0
+        return tuple(_convert(name, field, proto, s) for s in items)
+    return text
+
+
+def _tuples(v):
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
+
+
+def parse_params(task_name: str, items: list[str] | None) -> dict:
+    """`["key=value", ...]` → {key: value typed like the task's field}. Raises ValueError naming the problem."""
+    from jaxrnn.tasks import TASKS
+
+    if task_name not in TASKS:
+        raise ValueError(f"unknown task {task_name!r}; allowed: {', '.join(TASKS)}")
+    defaults = TASKS[task_name].parameters()
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--param {item!r}: expected key=value")
+        key, text = (s.strip() for s in item.split("=", 1))
+        if key not in defaults:
+            raise ValueError(f"--param {item}: {task_name} has no parameter {key!r}; allowed: {', '.join(defaults)}")
+        if key in out:
+            raise ValueError(f"--param {key} given twice")
+        out[key] = _convert(task_name, key, defaults[key], text)
+    return out
+
+
+def _make_task(name: str, items: list[str] | None):
+    from jaxrnn.tasks import make_task
+
+    return make_task(name, **parse_params(name, items))
+
+
+def _check_file_out(path: Path, flag: str = "--out") -> None:
+    """An output file path: not a directory, and its folder (if it exists) is a folder."""
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: is a directory, expected a file path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {path}: {parent} is a file, not a directory")
+            break
+
+
+def _check_dir_out(path: Path, flag: str = "--out") -> None:
+    """An output directory path: not a file, nor below a file."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path}: is a file, not a run directory")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {path}: {parent} is a file, not a directory")
+            break
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Subcommands.
+
+
+def _cmd_tasks(args) -> int:
+    from jaxrnn.tasks import TASKS
+    from jaxrnn.train import _DEFAULTS, PAPER
+
+    for name, cls in TASKS.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        task = cls()
+        print(f"{name}  ({task.n_in} in, {task.n_out} out; conditions: {', '.join(task.conditions)})  {doc}")
+        for field, default in cls.parameters().items():
+            print(f"    {field:<16} {default!r}")
+        preset = {**_DEFAULTS, **PAPER.get(name, {})}
+        print("    training preset: " + ", ".join(f"{k}={v}" for k, v in preset.items()))
+    return 0
+
+
+def _train_config(args):
+    """Task, TrainConfig and Hparams from the train arguments (validated; no compilation)."""
+    from jaxrnn.train import Hparams, TrainConfig
+
+    task = _make_task(args.task, args.param)
+    config = TrainConfig(
+        task=task,
+        units=args.units,
+        init=args.init,
+        bias=args.bias,
+        alpha=args.alpha,
+        activation=args.activation,
+        protocol=args.protocol,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        n_train=args.n_train,
+        decay=args.decay,
+        clip_norm=args.clip_norm,
+        threshold=args.threshold,
+        shared_data=args.shared_data,
+        data_seed=args.data_seed,
+    )
+    return config, Hparams(lr=args.lr, gain=args.gain)
+
+
+def _prepare_run_dir(out: Path, config, seed, hparams, members, overwrite: bool) -> str:
+    """Decide what to do with `out`: "new", "resume" or "complete". Raises ValueError; writes nothing."""
+    from jaxrnn import store
+
+    _check_dir_out(out)
+    if not out.exists():
+        return "new"
+    entries = [p for p in out.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))]
+    if not entries:
+        return "new"
+    if not (out / store.CONFIG).exists():
+        if overwrite:
+            return "new"
+        raise ValueError(f"--out {out}: not empty and not a jaxrnn run directory (no {store.CONFIG})")
+    try:
+        meta = store.load_meta(out)
+    except store.StoreError:
+        if overwrite:
+            return "new"
+        raise
+    diffs = store.same_run(meta, config, seed, hparams, members)
+    if overwrite:
+        return "new"
+    if diffs:
+        shown = ", ".join(diffs[:8]) + (", ..." if len(diffs) > 8 else "")
+        raise ValueError(
+            f"--out {out}: holds a run with a different config (differs in: {shown}); "
+            "pass --overwrite to replace it or choose another --out"
+        )
+    if meta.get("complete"):
+        store.load_run(out)  # checks every file; a damaged one is an error
+        return "complete"
+    return "resume"
+
+
+def _cmd_train(args) -> int:
+    import numpy as np
+
+    from jaxrnn import store
+
+    config, hparams = _train_config(args)
+    out = Path(args.out)
+    members = np.arange(args.members)
+    mode = _prepare_run_dir(out, config, args.seed, hparams, members, args.overwrite)
+    if mode == "complete":
+        print(f"{out}: this run is already complete (pass --overwrite to train it again)")
+        _print_summary(store.load_run(out), store.load_members_table(out), out)
+        return 0
+
+    from jaxrnn.evaluate import evaluate
+    from jaxrnn.train import default_chunk, fit
+
+    out.mkdir(parents=True, exist_ok=True)
+    store.clean_temporaries(out)
+    state = loss = None
+    if mode == "resume":
+        ckpt = store.load_checkpoint(out, config, args.seed, hparams, members)
+        if ckpt is not None:
+            state, loss = ckpt
+    else:
+        (out / store.CHECKPOINT).unlink(missing_ok=True)
+    store.write_config(out, store.run_meta(config, seed=args.seed, hparams=hparams, members=members, complete=False))
+    done0 = int(np.min(state.epoch)) if state is not None else 0
+    if state is not None:
+        print(f"{out}: resuming from the checkpoint at epoch {done0}/{config.epochs}", file=sys.stderr)
+
+    E = len(members)
+    chunk = args.chunk_size or default_chunk(config, E)
+    n_chunks = math.ceil(E / chunk)
+    every = args.checkpoint_every or config.epochs
+    bar = _progress(config.epochs * n_chunks, done0 * n_chunks, args.no_progress)
+    calls = []
+    t_last = [time.perf_counter()]
+    done = [done0]
+
+    def callback(st, ls):
+        now = time.perf_counter()
+        epoch = int(np.min(st.epoch))
+        calls.append((epoch - done[0], now - t_last[0]))
+        store.save_checkpoint(out, config, args.seed, hparams, st, ls, members=members)
+        if bar is not None:
+            col = ls[:, epoch - 1]
+            med = float(np.nanmedian(col)) if np.any(np.isfinite(col)) else float("nan")
+            bar.set_postfix(
+                loss=f"{med:.3g}",
+                stopped=int(np.sum(np.asarray(st.stop_epoch) > 0)),
+                diverged=int(np.sum(st.diverged)),
+                refresh=False,
+            )
+            bar.update((epoch - done[0]) * n_chunks)
+        done[0] = epoch
+        t_last[0] = time.perf_counter()
+
+    t0 = time.perf_counter()
+    try:
+        ensemble = fit(
+            config,
+            args.seed,
+            members,
+            hparams,
+            state=state,
+            loss=loss,
+            chunk_size=args.chunk_size,
+            epochs_per_call=every,
+            callback=callback,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    t_train = time.perf_counter() - t0
+    evaluation = evaluate(
+        config.task, config.net, ensemble.params_final, n_trials=args.trials, success_at=args.success_at
+    )
+    timing = _timing(calls, t_train, E)
+    extra = {
+        "timing": timing,
+        "evaluation": {"trials": args.trials, "seed": 0, "success_at": args.success_at},
+        "resumed_from_epoch": done0,
+        "chunk_size": chunk,
+        "checkpoint_every": every,
+    }
+    store.save_run(out, config, ensemble, evaluation, seed=args.seed, hparams=hparams, extra=extra)
+    run = store.load_run(out)
+    _print_summary(run, store.load_members_table(out), out)
+    return 0
+
+
+def _progress(total: int, initial: int, disabled: bool):
+    if disabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="chunk·epoch", desc="train", file=sys.stderr, dynamic_ncols=True)
+
+
+def _timing(calls: list[tuple[int, float]], total: float, E: int) -> dict:
+    """Seconds per epoch (of the whole ensemble) and per network-epoch; the first call includes compilation."""
+    timing = {"train_s": round(total, 3), "calls": len(calls)}
+    if calls:
+        timing["first_call_s"] = round(calls[0][1], 3)
+        timing["first_call_epochs"] = calls[0][0]
+    steady = [(n, dt) for n, dt in calls[1:] if n > 0]
+    if steady:
+        per_epoch = sum(dt for _, dt in steady) / sum(n for n, _ in steady)
+        timing["includes_compile"] = False
+    else:
+        per_epoch = total / max(sum(n for n, _ in calls), 1)
+        timing["includes_compile"] = True
+    timing["s_per_epoch"] = round(per_epoch, 4)
+    timing["s_per_network_epoch"] = round(per_epoch / max(E, 1), 5)
+    return timing
+
+
+def _fmt(x, spec=".3g") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def _print_summary(run, rows: list[dict], run_dir=None) -> None:
+    """The end-of-training table: success with its Wilson interval, distance, MSE, stops, timing, device."""
+    import numpy as np
+
+    from jaxrnn.evaluate import wilson_interval
+
+    cfg, meta = run.config, run.meta
+    E = len(rows)
+    ev = meta.get("extra", {}).get("evaluation", {})
+    succ = [r["success"] for r in rows if r["success"] is not None]
+    dist = np.array([r["distance"] for r in rows if r["distance"] is not None], float)
+    mse = np.array([r["mse"] for r in rows if r["mse"] is not None], float)
+    n_stop = sum(r["stop_epoch"] > 0 for r in rows)
+    n_div = sum(r["diverged"] for r in rows)
+    lines = [
+        (
+            "run",
+            f"{str(run_dir) + ': ' if run_dir else ''}task {cfg.task.name}, E={E}, N={cfg.units}, {cfg.init} init, "
+            f"{cfg.protocol} protocol, {cfg.epochs} epochs, batch {cfg.batch_size}, n_train {cfg.n_train}, "
+            f"lr {run.hparams.lr:g}, seed {run.seed}",
+        ),
+    ]
+    if succ:
+        k = int(sum(succ))
+        lo, hi = wilson_interval(k, len(succ))
+        crit = f"finite and >= {ev.get('success_at', 0.9):.0%} of {ev.get('trials', '?')} held-out trials correct"
+        lines.append(("success", f"{k}/{len(succ)} = {k / len(succ):.1%}  [95% Wilson {lo:.1%}, {hi:.1%}]  ({crit})"))
+    fin = dist[np.isfinite(dist)]
+    if fin.size:
+        lines.append(
+            (
+                "distance",
+                f"median {np.median(fin):.3f}  (mean {fin.mean():.3f}, min {fin.min():.3f}, "
+                f"max {fin.max():.3f}; per-trial L2 ||target - output||)",
+            )
+        )
+    fin = mse[np.isfinite(mse)]
+    if fin.size:
+        lines.append(("mse", f"median {np.median(fin):.3g}  (mean {fin.mean():.3g})"))
+    lines.append(("members", f"stopped early {n_stop}/{E}, diverged {n_div}/{E}"))
+    timing = meta.get("extra", {}).get("timing")
+    if timing:
+        note = " (includes compilation)" if timing.get("includes_compile") else ""
+        lines.append(
+            (
+                "time",
+                f"{timing['s_per_epoch']:.3g} s per epoch of the ensemble{note}, "
+                f"{timing['s_per_network_epoch'] * 1e3:.3g} ms per network-epoch; "
+                f"first call (compile + {timing.get('first_call_epochs', '?')} epochs) "
+                f"{_fmt(timing.get('first_call_s'))} s; training {timing['train_s']:.3g} s",
+            )
+        )
+    dev = meta.get("device", {})
+    lines.append(("device", f"{dev.get('kind', '?')} ({dev.get('platform', '?')}) x {dev.get('count', '?')}"))
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{width}}  {v}")
+
+
+def _print_members(rows: list[dict]) -> None:
+    cols = [
+        ("member", "d"),
+        ("seed", "d"),
+        ("final_loss", ".3g"),
+        ("mse", ".3g"),
+        ("distance", ".3f"),
+        ("accuracy", ".3f"),
+        ("success", ""),
+        ("stop_epoch", "d"),
+        ("diverged", ""),
+    ]
+    header = "  ".join(f"{c:>10}" for c, _ in cols)
+    print(header)
+    for r in rows:
+        cells = []
+        for c, spec in cols:
+            v = r[c]
+            if isinstance(v, bool):
+                cells.append(f"{'yes' if v else 'no':>10}")
+            else:
+                cells.append(f"{_fmt(v, spec):>10}")
+        print("  ".join(cells))
+
+
+def _cmd_evaluate(args) -> int:
+    from jaxrnn import store
+    from jaxrnn.evaluate import evaluate
+
+    run = store.load_run(args.run_dir)
+    evaluation = evaluate(
+        run.config.task, run.config.net, run.params_final, n_trials=args.trials, success_at=args.success_at
+    )
+    from jaxrnn.train import Ensemble
+
+    ens = Ensemble(run.members, run.params_init, run.params_final, run.loss, run.stop_epoch, run.diverged)
+    store.write_members_table(args.run_dir, store.members_table(ens, evaluation, run.seed))
+    meta = dict(run.meta)
+    meta["extra"] = {
+        **meta.get("extra", {}),
+        "evaluation": {"trials": args.trials, "seed": 0, "success_at": args.success_at},
+    }
+    store.write_config(args.run_dir, meta)
+    run = run._replace(meta=meta)
+    _print_summary(run, store.load_members_table(args.run_dir), args.run_dir)
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from jaxrnn import store
+
+    meta = store.load_meta(args.run_dir)
+    print(json.dumps({k: meta[k] for k in ("config", "seed", "hparams") if k in meta}, indent=2))
+    print(f"versions: {meta.get('versions')}")
+    print(f"device: {meta.get('device')}")
+    print(f"command: {' '.join(meta.get('argv', []))}")
+    if not meta.get("complete"):
+        path = Path(args.run_dir) / store.CHECKPOINT
+        print(
+            f"unfinished run ({'checkpoint present' if path.exists() else 'no checkpoint'}); "
+            "rerun the same `jaxrnn train` command to resume it"
+        )
+        return 0
+    run = store.load_run(args.run_dir)
+    rows = store.load_members_table(args.run_dir)
+    _print_members(rows)
+    _print_summary(run, rows, args.run_dir)
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    import jax
+    import numpy as np
+
+    from jaxrnn import store
+    from jaxrnn.evaluate import heldout_trials
+    from jaxrnn.network import outputs
+    from jaxrnn.plots import run as plots
+
+    run = store.load_run(args.run_dir)
+    rows = store.load_members_table(args.run_dir)
+    fig_dir = Path(args.run_dir) / store.FIGURES
+    _check_dir_out(fig_dir, "figures")
+    cfg, task = run.config, run.config.task
+    dist = np.array([np.nan if r["distance"] is None else r["distance"] for r in rows], float)
+    finite = np.all(np.isfinite(run.params_final["W_rec"]), axis=(1, 2)) & ~run.diverged
+    if not np.any(np.isfinite(dist)):
+        from jaxrnn.evaluate import evaluate
+
+        dist = np.asarray(evaluate(task, cfg.net, run.params_final, n_trials=64).distance, float)
+    score = np.where(finite & np.isfinite(dist), dist, np.nan)
+    has = np.isfinite(score)
+    best = int(np.nanargmin(score)) if has.any() else 0
+    worst = int(np.nanargmax(score)) if has.any() else 0
+    trials = heldout_trials(task, args.trials)
+    one = lambda p: jax.vmap(outputs, in_axes=(None, 0, None))(p, trials.inputs, cfg.net)  # noqa: E731
+    out_best = np.asarray(one({k: v[best] for k, v in run.params_final.items()}))
+    out_worst = np.asarray(one({k: v[worst] for k, v in run.params_final.items()}))
+    cond = np.asarray(trials.condition)
+    labels = [task.conditions[int(c)] for c in cond]
+    name = f"{task.name}, E={len(run.members)}, N={cfg.units}, {cfg.init}"
+    m = run.members
+    paths = [
+        plots.loss_curves(run.loss, run.stop_epoch, run.diverged, fig_dir / "loss.png", name),
+        plots.trials(
+            np.asarray(trials.inputs),
+            np.asarray(trials.targets),
+            fig_dir / "trials_best_worst.png",
+            outputs={
+                f"best member {m[best]} (d={score[best]:.2f})": out_best,
+                f"worst member {m[worst]} (d={score[worst]:.2f})": out_worst,
+            },
+            labels=labels,
+            title=name,
+        ),
+        plots.eigenvalues(run.params_init["W_rec"], run.params_final["W_rec"], fig_dir / "eigenvalues.png", name),
+        plots.weight_matrix(
+            run.params_init["W_rec"][best],
+            run.params_final["W_rec"][best],
+            fig_dir / "W_rec.png",
+            f"{name}, member {m[best]}",
+        ),
+        plots.weight_histogram(run.params_init["W_rec"], run.params_final["W_rec"], fig_dir / "weights_hist.png", name),
+    ]
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    out = Path(args.out)
+    task = _make_task(args.task, args.param)
+    _check_file_out(out)
+    if args.plot:
+        _check_file_out(Path(args.plot), "--plot")
+
+    import jax
+    import numpy as np
+
+    from jaxrnn import store
+
+    keys = jax.random.split(jax.random.key(args.seed), args.trials)
+    trials = jax.jit(jax.vmap(task.sample))(keys)
+    arrays = {k: np.asarray(v) for k, v in trials._asdict().items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    store.atomic_write(out, lambda f: np.savez(f, **arrays))
+    print(
+        f"{out}: {args.trials} trials of {task.name} (inputs {arrays['inputs'].shape}, "
+        f"targets {arrays['targets'].shape}, mask, condition, response)"
+    )
+    if args.plot:
+        from jaxrnn.plots import run as plots
+
+        k = min(args.trials, 4)
+        labels = [task.conditions[int(c)] for c in arrays["condition"][:k]]
+        print(plots.trials(arrays["inputs"][:k], arrays["targets"][:k], args.plot, labels=labels, title=task.name))
+    return 0
+
+
+def _study_names() -> list[str] | None:
+    try:
+        from jaxrnn.studies import STUDIES
+    except ImportError:
+        return None
+    return list(STUDIES)
+
+
+def _cmd_study(args) -> int:
+    names = _study_names()
+    if names is None:
+        raise ValueError("studies are not available in this installation (jaxrnn.studies is missing)")
+    if args.name not in names:
+        raise ValueError(f"unknown study {args.name!r}; allowed: {', '.join(names)}")
+    if args.out:
+        _check_dir_out(Path(args.out))
+    if args.run:
+        from jaxrnn import store
+
+        store.load_meta(args.run)
+    from jaxrnn.studies import run_study
+
+    result = run_study(args.name, scale=args.scale, members=args.members, out=args.out, run=args.run)
+    if result is not None:
+        print(result)
+    return 0
+
+
+def _cmd_import_keras(args) -> int:
+    from jaxrnn.tasks import TASKS
+
+    if args.task not in TASKS:
+        raise ValueError(f"unknown task {args.task!r}; allowed: {', '.join(TASKS)}")
+    params = parse_params(args.task, args.param)
+    _make_task(args.task, args.param)  # validates the values too
+    for f in list(args.files) + list(args.initial or []):
+        if not Path(f).is_file():
+            raise ValueError(f"{f}: no such file")
+    _check_dir_out(Path(args.out))
+    try:
+        from jaxrnn.interop.keras import import_keras
+    except ImportError:
+        raise ValueError("import-keras is not available in this installation (jaxrnn.interop.keras)") from None
+    result = import_keras(args.files, task=args.task, out=args.out, initial=args.initial, params=params)
+    print(result if result is not None else args.out)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The parser.
+
+
+def _add_param(p) -> None:
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="override a task parameter (repeatable), e.g. --param T=100; see `jaxrnn tasks`",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the `jaxrnn` command (subcommands tasks, train, sample, evaluate, show, plot, study,
+    import-keras)."""
+    parser = _Parser(
+        prog=_PROG,
+        description="Train ensembles of recurrent neural networks on neuroscience tasks as one compiled JAX program.",
+        epilog="Run `jaxrnn COMMAND --help` for a command's options. Errors exit with status 2.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    p = sub.add_parser(
+        "tasks",
+        help="list the tasks, their parameters and defaults",
+        description="List every task with its inputs/outputs, conditions, parameters and defaults.",
+    )
+    p.set_defaults(func=_cmd_tasks)
+
+    p = sub.add_parser(
+        "train",
+        help="train an ensemble and write a run directory",
+        description="Train E networks on TASK as one jit(vmap) program and write RUN_DIR (config.json, params.npz, "
+        "history.npz, members.csv). A checkpoint is written every --checkpoint-every epochs; rerunning the same "
+        "command on an unfinished RUN_DIR resumes it. Options left out take the task's paper preset.",
+    )
+    p.add_argument("task", metavar="TASK", help="task name (see `jaxrnn tasks`)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write (or resume)")
+    p.add_argument("--members", type=_positive_int, default=16, metavar="E", help="ensemble size (default 16)")
+    p.add_argument("--units", type=_positive_int, metavar="N", help="recurrent units (default: paper preset, 50)")
+    p.add_argument(
+        "--init",
+        choices=("orthogonal", "normal"),
+        default="orthogonal",
+        help="recurrent initializer (default orthogonal)",
+    )
+    p.add_argument("--gain", type=_positive_float, default=1.0, help="recurrent init gain g (default 1)")
+    p.add_argument(
+        "--protocol",
+        choices=("paper", "online"),
+        default="paper",
+        help="paper: fixed training set, shuffled per epoch; online: fresh trials per update",
+    )
+    p.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default 20)")
+    p.add_argument("--batch-size", type=_positive_int, metavar="B", help="batch size (default: preset, 64)")
+    p.add_argument("--n-train", type=_positive_int, metavar="n", help="training trials per epoch (default: preset)")
+    p.add_argument("--lr", type=_positive_float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument(
+        "--decay",
+        type=_nonnegative_float,
+        default=1e-4,
+        help="Keras legacy lr decay: lr / (1 + decay * updates) (default 1e-4)",
+    )
+    p.add_argument("--clip-norm", type=_positive_float, help="clip gradients to this global norm (default off)")
+    p.add_argument(
+        "--threshold",
+        type=_nonnegative_float,
+        help="per-member early-stop loss threshold (default: the task's; 0 = never stop)",
+    )
+    p.add_argument(
+        "--bias", action=argparse.BooleanOptionalAction, default=None, help="RNN bias (default: preset; on for not)"
+    )
+    p.add_argument("--alpha", type=_positive_float, default=1.0, help="dt/tau in (0, 1] (default 1 = Keras)")
+    p.add_argument("--activation", default="tanh", help="tanh | relu | softplus | sigmoid (default tanh)")
+    p.add_argument("--shared-data", action="store_true", help="all members train on one training set (original)")
+    p.add_argument("--data-seed", type=_nonnegative_int, default=0, help="seed of the shared training set")
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="root seed; member i uses fold_in(key(seed), i)")
+    p.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="write a checkpoint every K epochs (default 1)",
+    )
+    p.add_argument("--chunk-size", type=_positive_int, help="members per compiled call (default: fit in memory)")
+    p.add_argument(
+        "--trials", type=_positive_int, default=512, metavar="K", help="held-out evaluation trials (default 512)"
+    )
+    p.add_argument(
+        "--success-at",
+        type=_fraction,
+        default=0.9,
+        help="a member succeeds when finite and this fraction of trials is correct (default 0.9)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a run of a different config in RUN_DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_param(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "sample",
+        help="write generated trials of a task to .npz (and a plot)",
+        description="Generate K trials of TASK and write inputs (K, T, n_in), targets (K, T, n_out), "
+        "mask, condition (K,) and response arrays, trial axis first, to FILE.npz.",
+    )
+    p.add_argument("task", metavar="TASK", help="task name (see `jaxrnn tasks`)")
+    p.add_argument("--trials", type=_positive_int, default=8, metavar="K", help="number of trials (default 8)")
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed (default 0)")
+    p.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the first few trials")
+    _add_param(p)
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="re-evaluate a run and rewrite members.csv",
+        description="Evaluate every member of RUN_DIR on K held-out trials and rewrite members.csv.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--trials", type=_positive_int, default=512, metavar="K", help="held-out trials (default 512)")
+    p.add_argument("--success-at", type=_fraction, default=0.9, help="success criterion (default 0.9)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "show",
+        help="print a run's config and member table",
+        description="Print the config, versions, device and the member table of RUN_DIR.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser(
+        "plot",
+        help="write the standard figures of a run (PNG)",
+        description="Write RUN_DIR/figures/: loss.png, trials_best_worst.png, eigenvalues.png, "
+        "W_rec.png, weights_hist.png.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--trials", type=_positive_int, default=4, metavar="K", help="sample trials to draw (default 4)")
+    p.set_defaults(func=_cmd_plot)
+
+    names = _study_names()
+    p = sub.add_parser(
+        "study",
+        help="run a population study (CSV, PNG, report.md)",
+        description="Run a study of DESIGN.md §5 and write results/NAME/ (or --out)."
+        + (f" Studies: {', '.join(names)}." if names else ""),
+    )
+    p.add_argument("name", metavar="NAME", help="study name" + (f" ({', '.join(names)})" if names else ""))
+    p.add_argument(
+        "--scale",
+        choices=("smoke", "cpu", "paper"),
+        default="smoke",
+        help="smoke (seconds), cpu (minutes to an hour), paper (original protocol; GPU)",
+    )
+    p.add_argument("--members", type=_positive_int, metavar="E", help="ensemble size per condition")
+    p.add_argument("--out", metavar="DIR", help="output directory (default results/NAME)")
+    p.add_argument("--run", metavar="RUN_DIR", help="analyse this run directory instead of training")
+    p.set_defaults(func=_cmd_study)
+
+    p = sub.add_parser(
+        "import-keras",
+        help="import Keras SimpleRNN+Dense HDF5 models as a run directory",
+        description="Read trained Keras SimpleRNN + Dense models (one member per FILE) with h5py and "
+        "write a run directory, so they can be evaluated, shown, plotted and studied.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="trained models (.hdf5/.h5/.keras)")
+    p.add_argument("--task", required=True, help="the task they were trained on")
+    p.add_argument("--initial", nargs="+", metavar="FILE0", help="the matching initial models, same order")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    _add_param(p)
+    p.set_defaults(func=_cmd_import_keras)
+    return parser
+
+
+def _configure_platform() -> None:
+    """CPU defaults (threads, host devices) before JAX is imported, unless the user set XLA_FLAGS."""
+    if "XLA_FLAGS" in os.environ:
+        return
+    try:
+        from jaxrnn import _platform
+    except ImportError:
+        return
+    configure = getattr(_platform, "configure", None)
+    if configure is not None:
+        configure()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `jaxrnn` console script; returns the exit status."""
+    _configure_platform()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as e:  # StoreError and KerasError are ValueErrors
+        msg = " ".join(str(e).split())
+        print(f"{_PROG}: error: {msg}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:
+        print(f"{_PROG}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["build_parser", "main", "parse_params"]

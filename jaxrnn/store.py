@@ -1,0 +1,629 @@
+"""Run directories: one trained ensemble on disk, written atomically, loaded without unpickling (DESIGN.md §2).
+
+A run directory holds
+
+    config.json    the full TrainConfig (task and its parameters included), seed, hparams, member ids, the jaxrnn,
+                   jax and jaxlib versions, the device kind and count, the command line, `complete`, and `extra`
+    params.npz     initial and final parameters, keys `init/<name>` and `final/<name>`, member axis first
+    history.npz    `loss` (E, epochs), `stop_epoch` (E,), `diverged` (E,), `members` (E,)
+    members.csv    one row per member: member, seed, final_loss, mse, distance, accuracy, success, stop_epoch, diverged
+    checkpoint.npz while training: the flattened TrainState (optimizer state included) and the loss so far
+
+Every file is written to a temporary file in the same folder, fsync-ed and renamed over its destination, so a
+killed process leaves either the old file or the new one, never a partial one (a stray `.*.tmp` file at most, which
+`clean_temporaries` removes). Every `.npz` is read with `allow_pickle=False` and its keys and shapes are checked; a
+missing, damaged or foreign file raises `StoreError` with a one-line message naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from jaxrnn.tasks import TASKS, make_task
+from jaxrnn.train import Ensemble, Hparams, TrainConfig, TrainState
+
+FORMAT = "jaxrnn-run"
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+PARAMS = "params.npz"
+HISTORY = "history.npz"
+MEMBERS = "members.csv"
+CHECKPOINT = "checkpoint.npz"
+FIGURES = "figures"
+MEMBER_COLUMNS = (
+    "member",
+    "seed",
+    "final_loss",
+    "mse",
+    "distance",
+    "accuracy",
+    "success",
+    "stop_epoch",
+    "diverged",
+)
+_TMP_PREFIX = "."
+_TMP_SUFFIX = ".tmp"
+
+
+class StoreError(ValueError):
+    """A run directory or one of its files is missing, damaged, foreign or does not match the expected run."""
+
+
+class Run(NamedTuple):
+    """A run directory loaded back. Arrays have the member axis first."""
+
+    config: TrainConfig
+    seed: int
+    hparams: Hparams
+    members: np.ndarray  # (E,) member ids
+    params_init: dict[str, np.ndarray]
+    params_final: dict[str, np.ndarray]
+    loss: np.ndarray  # (E, epochs)
+    stop_epoch: np.ndarray  # (E,)
+    diverged: np.ndarray  # (E,) bool
+    meta: dict  # the config.json dict
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Atomic writes.
+
+
+def atomic_write(path: str | Path, write_fn: Callable[[Any], None]) -> Path:
+    """Write `path` atomically: `write_fn(f)` writes to a binary temporary file in the same folder, which is flushed,
+    fsync-ed and renamed over `path` (then the folder is fsync-ed). On any error the temporary file is removed and
+    `path` is left untouched.
+
+    Args:
+        path: destination file; its folder must exist.
+        write_fn: called with an open binary file object.
+    Returns:
+        `path` as a Path.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def clean_temporaries(run_dir: str | Path) -> list[Path]:
+    """Remove temporary files a killed writer left in `run_dir` (`.<name>.*.tmp`); returns what was removed."""
+    removed = []
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        if p.is_file() and p.name.startswith(_TMP_PREFIX) and p.name.endswith(_TMP_SUFFIX):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+def _write_json(path: Path, obj: dict) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Configs <-> JSON.
+
+
+def config_to_dict(config: TrainConfig) -> dict:
+    """A JSON-safe dict of every TrainConfig field; the task as {"name": ..., "params": {every task field}}."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name == "task":
+            params = {g.name: _json_value(getattr(value, g.name)) for g in dataclasses.fields(value)}
+            value = {"name": value.name, "params": params}
+        else:
+            value = _json_value(value)
+        out[f.name] = value
+    return out
+
+
+def _json_value(v):
+    if isinstance(v, (tuple, list)):
+        return [_json_value(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """The TrainConfig of `config_to_dict`'s output. Raises StoreError (with the reason) on a foreign dict."""
+    if not isinstance(d, dict) or not isinstance(d.get("task"), dict):
+        raise StoreError("config: not a jaxrnn TrainConfig (no 'task' object)")
+    task_d = d["task"]
+    name, params = task_d.get("name"), task_d.get("params", {})
+    if name not in TASKS:
+        raise StoreError(f"config: unknown task {name!r}; allowed: {', '.join(TASKS)}")
+    if not isinstance(params, dict):
+        raise StoreError("config: task params must be an object")
+    defaults = TASKS[name].parameters()
+    params = {k: _tuples(v) if isinstance(defaults.get(k), tuple) else v for k, v in params.items()}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(d) - fields)
+    if unknown:
+        raise StoreError(f"config: unknown TrainConfig fields {unknown}")
+    try:
+        task = make_task(name, **params)
+        return TrainConfig(task=task, **{k: v for k, v in d.items() if k != "task"})
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"config: invalid ({e})") from None
+
+
+def _tuples(v):
+    """JSON lists back to (nested) tuples, the type of tuple-valued task fields."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def _hparams_to_dict(hparams: Hparams) -> dict:
+    return {"lr": float(hparams.lr), "gain": float(hparams.gain)}
+
+
+def _versions() -> dict:
+    import jax
+    import jaxlib
+
+    from jaxrnn import __version__
+
+    return {
+        "jaxrnn": __version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _device() -> dict:
+    import jax
+
+    devices = jax.devices()
+    return {
+        "platform": devices[0].platform,
+        "kind": devices[0].device_kind,
+        "count": len(devices),
+        "local_count": jax.local_device_count(),
+        "processes": jax.process_count(),
+    }
+
+
+def run_meta(
+    config: TrainConfig,
+    *,
+    seed: int,
+    hparams: Hparams,
+    members,
+    complete: bool,
+    extra: dict | None = None,
+) -> dict:
+    """The config.json dict of a run (see the module docstring)."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "complete": bool(complete),
+        "config": config_to_dict(config),
+        "seed": int(seed),
+        "hparams": _hparams_to_dict(hparams),
+        "members": [int(m) for m in np.asarray(members)],
+        "versions": _versions(),
+        "device": _device(),
+        "argv": list(sys.argv),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "extra": _json_safe(extra or {}),
+    }
+
+
+def _json_safe(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def same_run(meta: dict, config: TrainConfig, seed: int, hparams: Hparams, members) -> list[str]:
+    """What differs between a stored config.json dict and the run (config, seed, hparams, members); [] if same."""
+    want = {
+        "config": config_to_dict(config),
+        "seed": int(seed),
+        "hparams": _hparams_to_dict(hparams),
+        "members": [int(m) for m in np.asarray(members)],
+    }
+    diffs = []
+    stored_cfg = meta.get("config", {}) if isinstance(meta.get("config"), dict) else {}
+    for k, v in want["config"].items():
+        if k == "task":
+            s = stored_cfg.get("task", {})
+            if not isinstance(s, dict) or s.get("name") != v["name"]:
+                diffs.append("task")
+                continue
+            sp = s.get("params", {}) if isinstance(s.get("params"), dict) else {}
+            diffs += [f"task.{p}" for p, pv in v["params"].items() if sp.get(p) != pv]
+        elif stored_cfg.get(k) != v:
+            diffs.append(k)
+    for k in ("seed", "hparams", "members"):
+        if meta.get(k) != want[k]:
+            diffs.append(k)
+    return diffs
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Saving and loading a finished run.
+
+
+def _flat_params(prefix: str, params) -> dict[str, np.ndarray]:
+    return {f"{prefix}/{k}": np.asarray(v) for k, v in params.items()}
+
+
+def members_table(ensemble: Ensemble, evaluation, seed: int) -> list[dict]:
+    """Rows of members.csv (dicts keyed by MEMBER_COLUMNS; metrics None when `evaluation` is None)."""
+    loss = np.asarray(ensemble.loss)
+    rows = []
+    for i, m in enumerate(np.asarray(ensemble.members)):
+        row = {
+            "member": int(m),
+            "seed": int(seed),
+            "final_loss": float(loss[i, -1]) if loss.shape[1] else float("nan"),
+            "mse": None,
+            "distance": None,
+            "accuracy": None,
+            "success": None,
+            "stop_epoch": int(np.asarray(ensemble.stop_epoch)[i]),
+            "diverged": bool(np.asarray(ensemble.diverged)[i]),
+        }
+        if evaluation is not None:
+            row.update(
+                mse=float(evaluation.mse[i]),
+                distance=float(evaluation.distance[i]),
+                accuracy=float(evaluation.accuracy[i]),
+                success=bool(evaluation.success[i]),
+            )
+        rows.append(row)
+    return rows
+
+
+def write_members_table(run_dir: str | Path, rows: list[dict]) -> Path:
+    """Write members.csv atomically (booleans as 0/1, missing metrics empty)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=MEMBER_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: _csv_value(row.get(k)) for k in MEMBER_COLUMNS})
+    data = buf.getvalue().encode()
+    return atomic_write(Path(run_dir) / MEMBERS, lambda f: f.write(data))
+
+
+def _csv_value(v):
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, float):
+        return repr(v)
+    return v
+
+
+def write_config(run_dir: str | Path, meta: dict) -> Path:
+    """Write config.json atomically from a `run_meta` dict."""
+    return _write_json(Path(run_dir) / CONFIG, _json_safe(meta))
+
+
+def save_run(
+    run_dir: str | Path,
+    config: TrainConfig,
+    ensemble: Ensemble,
+    evaluation=None,
+    *,
+    seed: int,
+    hparams: Hparams,
+    extra: dict | None = None,
+) -> Path:
+    """Write a finished run directory (every file atomic) and remove its checkpoint.
+
+    Args:
+        run_dir: the folder (created with its parents if missing).
+        config: the run's TrainConfig.
+        ensemble: the trained ensemble (member axis first).
+        evaluation: its `Evaluation`, or None (members.csv then has empty metric columns).
+        seed: the root seed. hparams: lr and gain.
+        extra: more JSON-safe facts stored under config.json's "extra" (e.g. timings, a source file).
+    Returns:
+        The run directory.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    members = np.asarray(ensemble.members)
+    arrays = {**_flat_params("init", ensemble.params_init), **_flat_params("final", ensemble.params_final)}
+    _write_npz(run_dir / PARAMS, arrays)
+    _write_npz(
+        run_dir / HISTORY,
+        {
+            "loss": np.asarray(ensemble.loss, np.float32),
+            "stop_epoch": np.asarray(ensemble.stop_epoch, np.int32),
+            "diverged": np.asarray(ensemble.diverged, bool),
+            "members": members.astype(np.int64),
+        },
+    )
+    write_members_table(run_dir, members_table(ensemble, evaluation, seed))
+    # config.json last: `complete` is only true once every other file is in place
+    write_config(run_dir, run_meta(config, seed=seed, hparams=hparams, members=members, complete=True, extra=extra))
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    clean_temporaries(run_dir)
+    return run_dir
+
+
+def load_meta(run_dir: str | Path) -> dict:
+    """The config.json dict of a run directory (checked to be a jaxrnn run). Raises StoreError."""
+    path = Path(run_dir) / CONFIG
+    if not Path(run_dir).is_dir():
+        raise StoreError(f"{run_dir}: not a directory")
+    if not path.is_file():
+        raise StoreError(f"{path}: missing (not a jaxrnn run directory)")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StoreError(f"{path}: damaged ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise StoreError(f"{path}: not a jaxrnn run config (format is not {FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise StoreError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
+    for key in ("config", "seed", "hparams", "members"):
+        if key not in meta:
+            raise StoreError(f"{path}: damaged (no {key!r})")
+    return meta
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise StoreError(f"{path}: missing")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise StoreError(f"{path}: damaged or not a numpy .npz file ({msg})") from None
+
+
+def expected_param_shapes(config: TrainConfig) -> dict[str, tuple[int, ...]]:
+    """Parameter names and per-member shapes of the network of `config`."""
+    net = config.net
+    shapes = {
+        "W_in": (net.units, net.n_in),
+        "W_rec": (net.units, net.units),
+        "W_out": (net.n_out, net.units),
+        "b_out": (net.n_out,),
+    }
+    if net.bias:
+        shapes["b"] = (net.units,)
+    return shapes
+
+
+def _check_arrays(path: Path, arrays: dict, expected: dict[str, tuple]) -> None:
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    if missing or extra:
+        raise StoreError(f"{path}: unexpected layout (missing keys {missing}, unknown keys {extra})")
+    for k, shape in expected.items():
+        if arrays[k].shape != shape:
+            raise StoreError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape}")
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Load a finished run directory, checking every file's layout against its config. Raises StoreError."""
+    run_dir = Path(run_dir)
+    meta = load_meta(run_dir)
+    if not meta.get("complete"):
+        raise StoreError(f"{run_dir}: the run is not finished (rerun the same `jaxrnn train` command to resume it)")
+    config = config_from_dict(meta["config"])
+    try:
+        seed = int(meta["seed"])
+        hparams = Hparams(**{k: float(v) for k, v in meta["hparams"].items()})
+        members = np.asarray(meta["members"], np.int64)
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"{run_dir / CONFIG}: damaged ({e})") from None
+    E = len(members)
+    shapes = expected_param_shapes(config)
+    params = _load_npz(run_dir / PARAMS)
+    expected = {f"{s}/{k}": (E, *shape) for s in ("init", "final") for k, shape in shapes.items()}
+    _check_arrays(run_dir / PARAMS, params, expected)
+    hist = _load_npz(run_dir / HISTORY)
+    _check_arrays(
+        run_dir / HISTORY,
+        hist,
+        {"loss": (E, config.epochs), "stop_epoch": (E,), "diverged": (E,), "members": (E,)},
+    )
+    if not np.array_equal(hist["members"], members):
+        raise StoreError(f"{run_dir / HISTORY}: member ids differ from {CONFIG}")
+    return Run(
+        config=config,
+        seed=seed,
+        hparams=hparams,
+        members=members,
+        params_init={k: params[f"init/{k}"] for k in shapes},
+        params_final={k: params[f"final/{k}"] for k in shapes},
+        loss=hist["loss"],
+        stop_epoch=hist["stop_epoch"],
+        diverged=hist["diverged"].astype(bool),
+        meta=meta,
+    )
+
+
+def load_members_table(run_dir: str | Path) -> list[dict]:
+    """members.csv as a list of dicts (ints, floats, bools; None for empty metrics). Raises StoreError."""
+    path = Path(run_dir) / MEMBERS
+    if not path.is_file():
+        raise StoreError(f"{path}: missing")
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != MEMBER_COLUMNS:
+                raise StoreError(f"{path}: unexpected columns {reader.fieldnames}, expected {list(MEMBER_COLUMNS)}")
+            rows = [_parse_row(r) for r in reader]
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, TypeError) as e:
+        if isinstance(e, StoreError):
+            raise
+        raise StoreError(f"{path}: damaged ({e})") from None
+    return rows
+
+
+def _parse_row(r: dict) -> dict:
+    def num(v, kind):
+        return None if v in ("", None) else kind(v)
+
+    return {
+        "member": int(r["member"]),
+        "seed": int(r["seed"]),
+        "final_loss": num(r["final_loss"], float),
+        "mse": num(r["mse"], float),
+        "distance": num(r["distance"], float),
+        "accuracy": num(r["accuracy"], float),
+        "success": num(r["success"], lambda v: bool(int(v))),
+        "stop_epoch": int(r["stop_epoch"]),
+        "diverged": bool(int(r["diverged"])),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoints.
+
+
+def _meta_string(config: TrainConfig, seed: int, hparams: Hparams, members) -> str:
+    return json.dumps(
+        {
+            "config": config_to_dict(config),
+            "seed": int(seed),
+            "hparams": _hparams_to_dict(hparams),
+            "members": None if members is None else [int(m) for m in np.asarray(members)],
+        },
+        sort_keys=True,
+    )
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    config: TrainConfig,
+    seed: int,
+    hparams: Hparams,
+    state: TrainState,
+    loss: np.ndarray,
+    members=None,
+) -> Path:
+    """Write checkpoint.npz atomically: the TrainState (optimizer state and stop flags included) flattened with
+    `jax.tree_util` to `leaf_000`, `leaf_001`, ..., the loss so far (E, epochs) and the run's identity.
+
+    Args:
+        state: host TrainState of all members (member axis first).
+        loss: (E, epochs), NaN for epochs not yet run.
+        members: member ids (stored and checked on load when given).
+    """
+    import jax
+
+    leaves = jax.tree_util.tree_leaves(state)
+    arrays = {f"leaf_{i:03d}": np.asarray(x) for i, x in enumerate(leaves)}
+    arrays["loss"] = np.asarray(loss, np.float32)
+    arrays["n_leaves"] = np.asarray(len(leaves), np.int64)
+    arrays["identity"] = np.asarray(_meta_string(config, seed, hparams, members))
+    return _write_npz(Path(run_dir) / CHECKPOINT, arrays)
+
+
+def load_checkpoint(
+    run_dir: str | Path, config: TrainConfig, seed: int, hparams: Hparams, members
+) -> tuple[TrainState, np.ndarray] | None:
+    """The (state, loss) saved by `save_checkpoint`, or None when `run_dir` holds no checkpoint.
+
+    The pytree structure comes from `init_ensemble(config, seed, members)`; every leaf's shape and dtype is checked.
+    Raises StoreError when the checkpoint is damaged or belongs to another run.
+    """
+    import jax
+
+    from jaxrnn.train import init_ensemble
+
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    arrays = _load_npz(path)
+    try:
+        identity = json.loads(str(arrays["identity"]))
+        n = int(arrays["n_leaves"])
+        loss = arrays["loss"]
+    except (KeyError, ValueError, TypeError) as e:
+        raise StoreError(f"{path}: damaged or foreign checkpoint ({type(e).__name__}: {e})") from None
+    want = json.loads(_meta_string(config, seed, hparams, members))
+    if identity.get("members") is None:
+        identity["members"] = want["members"]
+    if identity != want:
+        raise StoreError(f"{path}: the checkpoint belongs to a different run (config, seed, hparams or members)")
+    reference = init_ensemble(config, seed, np.asarray(members), hparams)
+    ref_leaves, treedef = jax.tree_util.tree_flatten(reference)
+    if n != len(ref_leaves) or any(f"leaf_{i:03d}" not in arrays for i in range(n)):
+        raise StoreError(f"{path}: {n} state arrays, expected {len(ref_leaves)}")
+    leaves = []
+    for i, ref in enumerate(ref_leaves):
+        x = arrays[f"leaf_{i:03d}"]
+        if x.shape != ref.shape or x.dtype != ref.dtype:
+            raise StoreError(f"{path}: leaf_{i:03d} is {x.dtype}{x.shape}, expected {ref.dtype}{ref.shape}")
+        leaves.append(x)
+    E = len(np.asarray(members))
+    if loss.shape != (E, config.epochs):
+        raise StoreError(f"{path}: loss has shape {loss.shape}, expected {(E, config.epochs)}")
+    return jax.tree_util.tree_unflatten(treedef, leaves), loss.copy()
