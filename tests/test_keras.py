@@ -1,0 +1,372 @@
+"""Keras interop: the reader against Keras' own outputs and a NumPy SimpleRNN, the reference networks of the original
+studies on jaxrnn's task presets (the contract for those presets), their initializers, import to a run directory,
+export, and bad input.
+
+Reference files are read from `../shared/reference/` beside the repository; those tests skip without it. The Keras 3
+fixtures in tests/data/ were written by scripts/make_keras_fixtures.py: no Keras is needed here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrnn import store
+from jaxrnn.evaluate import heldout_trials
+from jaxrnn.interop.keras import KerasError, export_keras, import_keras, read_keras
+from jaxrnn.network import NetConfig, init_recurrent, outputs
+from jaxrnn.tasks import make_task
+
+DATA = Path(__file__).parent / "data"
+REFERENCE = Path(__file__).parents[2] / "shared" / "reference"
+NETS_2019 = REFERENCE / "jarne_laje_2019" / "networks"
+FF3 = REFERENCE / "jarne_2023_flipflop3" / "networks" / "flipflop3_N400_orthogonal"
+needs_reference = pytest.mark.skipif(not NETS_2019.is_dir(), reason=f"reference networks not found at {REFERENCE}")
+
+#: reference network -> (task, task params: the noise it was trained with, README distance range (lo, hi))
+REFERENCE_NETS = {
+    "and_noise_orthogonal_04": ("and", {}, (0.36, 0.56)),
+    "and_noise_orthogonal_14": ("and", {}, (0.36, 0.56)),
+    "and_nonoise_normal_07": ("and", {"noise": 0.0}, (0.36, 0.56)),
+    "or_noise_orthogonal_01": ("or", {}, (0.60, 0.60)),
+    "not_noise_orthogonal_17": ("not", {}, (0.84, 0.92)),
+    "flipflop_noise_orthogonal_06": ("flipflop", {}, (1.8, 1.8)),
+    "pulse_orthogonal_03": ("time_reproduction", {}, (0.96, 0.96)),
+}
+ALL_REFERENCE_FILES = [NETS_2019 / name for name in REFERENCE_NETS] + [FF3]
+FIXTURES = ("rnn_bias_out2", "rnn_nobias_out1", "rnn_named_out3")
+
+
+_batch_outputs = jax.jit(jax.vmap(outputs, in_axes=(None, 0, None)), static_argnums=2)
+
+
+def _jax_outputs(model, inputs: np.ndarray) -> np.ndarray:
+    """jaxrnn's readout (B, T, n_out) of a read model on inputs (B, T, n_in)."""
+    cfg = NetConfig(n_in=model.n_in, n_out=model.n_out, units=model.units, bias=model.bias)
+    params = jax.tree.map(jnp.asarray, model.params)
+    return np.asarray(_batch_outputs(params, jnp.asarray(inputs), cfg))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Keras 3 fixtures: jaxrnn's forward pass equals Keras' own predictions.
+
+
+@pytest.mark.parametrize("ext", ["h5", "keras"])
+@pytest.mark.parametrize("name", FIXTURES)
+def test_keras3_fixture_matches_keras_predictions(name, ext):
+    saved = np.load(DATA / f"{name}.npz")
+    model = read_keras(DATA / f"{name}.{ext}")
+    out = _jax_outputs(model, saved["inputs"])
+    assert out.shape == saved["outputs"].shape
+    assert np.max(np.abs(out - saved["outputs"])) <= 1e-5
+
+
+def test_keras3_fixture_metadata():
+    with_bias, without, named = (read_keras(DATA / f"{n}.h5") for n in FIXTURES)
+    assert with_bias.bias and "b" in with_bias.params and with_bias.n_out == 2
+    assert not without.bias and "b" not in without.params and without.n_out == 1
+    assert (named.units, named.n_in, named.n_out) == (6, 2, 3)
+    assert with_bias.init == "orthogonal" and named.init == "normal" and named.gain == pytest.approx(1.0, rel=1e-6)
+    assert named.optimizer["class_name"] == "Adam" and named.optimizer["learning_rate"] == pytest.approx(1e-4)
+    assert without.optimizer == {}  # never compiled: no training_config
+    assert named.keras_version.startswith("3.")
+    # the two formats hold the same arrays
+    for name in FIXTURES:
+        a, b = read_keras(DATA / f"{name}.h5"), read_keras(DATA / f"{name}.keras")
+        assert a.params.keys() == b.params.keys()
+        for k in a.params:
+            np.testing.assert_array_equal(a.params[k], b.params[k])
+
+
+@pytest.mark.parametrize("ext", ["h5", "keras"])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("lstm", r"unsupported layer LSTM"),
+        ("stacked", r"unsupported stacked recurrent layers \['SimpleRNN', 'SimpleRNN', 'Dense'\]"),
+        ("relu", r"unsupported SimpleRNN activation 'relu'"),
+    ],
+)
+def test_unsupported_models_name_the_problem(name, ext, message):
+    with pytest.raises(KerasError, match=message):
+        read_keras(DATA / f"{name}.{ext}")
+
+
+def test_bad_files(tmp_path):
+    text = tmp_path / "notes.hdf5"
+    text.write_text("not a model\n")
+    with pytest.raises(KerasError, match="not an HDF5 file"):
+        read_keras(text)
+    bare = tmp_path / "bare.hdf5"
+    with h5py.File(bare, "w") as h5:
+        h5.attrs["layer_names"] = np.array([b"simple_rnn_1"])
+        h5.create_dataset("x", data=np.zeros(3))
+    with pytest.raises(KerasError, match="no model_weights group"):
+        read_keras(bare)
+    with pytest.raises(KerasError, match="no such file"):
+        read_keras(tmp_path / "missing.h5")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reference networks: jaxrnn's forward pass equals a plain NumPy Keras SimpleRNN + Dense on the file's raw arrays.
+
+
+def _raw_keras_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The file's arrays as Keras stores them, found with h5py alone: {"rnn/kernel": ..., "dense/bias": ...}."""
+    out = {}
+    with h5py.File(path, "r") as h5:
+        for layer in h5["model_weights"].attrs["layer_names"]:
+            layer = layer.decode()
+            kind = "rnn" if layer.startswith("simple_rnn") else "dense"
+            for wname in h5["model_weights"][layer].attrs["weight_names"]:
+                wname = wname.decode()
+                out[f"{kind}/{wname.split('/')[-1].split(':')[0]}"] = h5["model_weights"][layer][wname][()]
+    return out
+
+
+def _numpy_keras(raw: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Keras SimpleRNN(tanh, return_sequences) + Dense on one input sequence x (T, n_in), in float64:
+    h_t = tanh(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias), y_t = h_t @ dense_kernel + dense_bias."""
+    kernel, rec = raw["rnn/kernel"].astype(np.float64), raw["rnn/recurrent_kernel"].astype(np.float64)
+    bias = raw.get("rnn/bias", np.zeros(rec.shape[0])).astype(np.float64)
+    h = np.zeros(rec.shape[0])
+    ys = []
+    for x_t in x.astype(np.float64):
+        h = np.tanh(x_t @ kernel + h @ rec + bias)
+        ys.append(h @ raw["dense/kernel"] + raw["dense/bias"])
+    return np.array(ys)
+
+
+@needs_reference
+@pytest.mark.parametrize("net", ALL_REFERENCE_FILES, ids=lambda p: p.name)
+def test_reference_forward_equals_numpy_keras(net):
+    path = net / "trained.hdf5"
+    raw = _raw_keras_arrays(path)
+    model = read_keras(path)
+    x = np.random.default_rng(0).normal(0.0, 0.5, (40, model.n_in)).astype(np.float32)
+    x[5:25] += 1.0  # a pulse, as in the tasks
+    expected = _numpy_keras(raw, x)
+    got = _jax_outputs(model, x[None])[0]
+    assert np.max(np.abs(got - expected)) <= 1e-5
+    assert np.max(np.abs(expected)) > 0.05  # the comparison is not trivially about zeros
+
+
+@needs_reference
+@pytest.mark.parametrize("net", ALL_REFERENCE_FILES, ids=lambda p: p.name)
+def test_reference_optimizer_settings(net):
+    opt = read_keras(net / "trained.hdf5").optimizer
+    assert opt["class_name"] == "Adam"
+    assert opt["learning_rate"] == pytest.approx(1e-4) and opt["decay"] == pytest.approx(1e-4)
+    assert read_keras(net / "initial.hdf5").optimizer == {}  # saved before compiling
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Task fidelity: the reference networks on jaxrnn's paper presets (the contract for the presets).
+
+N_FIDELITY = 256
+
+
+@functools.cache
+def _trials(task, n_trials: int):
+    """Held-out trials, sampled once per task (the AND networks share them)."""
+    return heldout_trials(task, n_trials)
+
+
+def _distances(task, model, n_trials: int = N_FIDELITY):
+    """(network distance, all-zero-output distance, mse, trials, outputs) on held-out trials of `task`."""
+    trials = _trials(task, n_trials)
+    out = _jax_outputs(model, np.asarray(trials.inputs))
+    targets = np.asarray(trials.targets)
+    dist = np.mean(np.sqrt(np.sum((out - targets) ** 2, axis=(1, 2))))
+    zero = np.mean(np.sqrt(np.sum(targets**2, axis=(1, 2))))
+    return dist, zero, np.mean((out - targets) ** 2), targets, out
+
+
+@needs_reference
+@pytest.mark.parametrize("name", REFERENCE_NETS)
+def test_reference_network_fits_its_task_preset(name):
+    task_name, params, (lo, hi) = REFERENCE_NETS[name]
+    model = read_keras(NETS_2019 / name / "trained.hdf5")
+    dist, zero, _, _, _ = _distances(make_task(task_name, **params), model)
+    assert lo / 1.5 <= dist <= 1.5 * hi, f"{name}: distance {dist:.3f}, README {lo}-{hi}"
+    assert dist < 0.5 * zero, f"{name}: distance {dist:.3f} not far below the all-zero output's {zero:.3f}"
+
+
+@needs_reference
+def test_reference_flipflop3_fits_its_task_preset():
+    model = read_keras(FF3 / "trained.hdf5")
+    _, _, mse, targets, out = _distances(make_task("flipflop3"), model, 64)
+    zero_mse = np.mean(targets**2)
+    end_sign = np.mean(np.sign(out[:, -1]) == np.sign(targets[:, -1]))
+    assert mse <= 0.03 and mse < 0.1 * zero_mse, f"mse {mse:.4f}, zero output {zero_mse:.3f}"
+    assert end_sign >= 0.9, f"sign agreement at trial end {end_sign:.3f}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Initial files: the recurrent laws, and jaxrnn's initializers draw from the same ones.
+
+
+def _initial(net: Path) -> dict[str, np.ndarray]:
+    return read_keras(net / "initial.hdf5").params
+
+
+@needs_reference
+@pytest.mark.parametrize("net", [p for p in ALL_REFERENCE_FILES if "orthogonal" in p.name], ids=lambda p: p.name)
+def test_reference_initial_orthogonal(net):
+    W = _initial(net)["W_rec"].astype(np.float64)
+    np.testing.assert_allclose(W @ W.T, np.eye(W.shape[0]), atol=1e-5)
+
+
+@needs_reference
+def test_reference_initial_normal_and_jaxrnn_draws_the_same_laws():
+    stats = pytest.importorskip("scipy.stats")
+    W_normal = _initial(NETS_2019 / "and_nonoise_normal_07")["W_rec"].astype(np.float64)
+    N = W_normal.shape[0]
+    assert np.std(W_normal) == pytest.approx(1 / np.sqrt(N), rel=0.05)
+    assert abs(np.mean(W_normal)) < 3 / N  # 3 standard errors of the mean of N² entries of std 1/sqrt(N)
+    assert np.max(np.abs(W_normal @ W_normal.T - np.eye(N))) > 0.3  # not orthogonal
+    keys = jax.random.split(jax.random.key(0), 8)
+    ours = {
+        init: np.asarray(jax.vmap(lambda k, i=init: init_recurrent(k, N, i))(keys), np.float64)
+        for init in ("normal", "orthogonal")
+    }
+    # entries: the same law (two-sample KS), and not the law of a normal with another std
+    assert stats.ks_2samp(W_normal.ravel(), ours["normal"].ravel()).pvalue > 0.01
+    assert stats.ks_2samp(W_normal.ravel(), 0.5 * ours["normal"].ravel()).pvalue < 1e-6
+    # singular-value spectra: a normal matrix's (Marchenko-Pastur quarter circle) against the orthogonal's (all 1)
+    sv = lambda W: np.linalg.svd(W, compute_uv=False)  # noqa: E731
+    ref_sv = sv(W_normal)
+    ours_sv = np.concatenate([sv(W) for W in ours["normal"]])
+    assert stats.ks_2samp(ref_sv, ours_sv).pvalue > 0.01
+    np.testing.assert_allclose(np.concatenate([sv(W) for W in ours["orthogonal"]]), 1.0, atol=1e-5)
+    # orthogonal reference matrices and jaxrnn's orthogonal ones: the same entry law (Haar measure)
+    ref_orth = np.concatenate([_initial(NETS_2019 / n)["W_rec"].ravel() for n in REFERENCE_NETS if "orthogonal" in n])
+    assert stats.ks_2samp(ref_orth, ours["orthogonal"].ravel()).pvalue > 0.01
+    # input kernels: Glorot uniform, limit sqrt(6 / (n_in + N)), as jaxrnn's glorot_uniform
+    W_in = np.concatenate([_initial(NETS_2019 / n)["W_in"].ravel() for n in REFERENCE_NETS if "and" in n])
+    limit = np.sqrt(6 / (2 + N))
+    assert np.max(np.abs(W_in)) <= limit
+    assert stats.kstest(W_in, stats.uniform(-limit, 2 * limit).cdf).pvalue > 0.01
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# import_keras and export_keras.
+
+
+def test_import_keras_writes_a_run_directory(tmp_path):
+    files = [DATA / "rnn_nobias_out1.h5", DATA / "rnn_nobias_out1.keras"]
+    out = import_keras(files, "and", tmp_path / "run", params={"T": 100}, n_trials=16)
+    run = store.load_run(out)
+    model = read_keras(files[0])
+    assert run.members.tolist() == [0, 1]
+    assert run.config.units == 6 and run.config.bias is False and run.config.task.T == 100
+    for k in model.params:
+        assert run.params_final[k].shape == (2, *model.params[k].shape)
+        np.testing.assert_array_equal(run.params_final[k][0], model.params[k])
+        np.testing.assert_array_equal(run.params_init[k], run.params_final[k])  # no initial files given
+    assert [Path(p).name for p in run.meta["extra"]["imported_from"]] == [f.name for f in files]
+    rows = store.load_members_table(out)
+    assert len(rows) == 2 and all(r["distance"] is not None and np.isfinite(r["distance"]) for r in rows)
+
+
+@needs_reference
+def test_import_keras_reference_with_initial(tmp_path):
+    net = NETS_2019 / "not_noise_orthogonal_17"
+    out = import_keras(net / "trained.hdf5", "not", tmp_path / "run", initial=net / "initial.hdf5", n_trials=32)
+    run = store.load_run(out)
+    assert run.config.bias is True and run.config.init == "orthogonal" and run.config.decay == pytest.approx(1e-4)
+    assert run.hparams.lr == pytest.approx(1e-4)
+    for which, path in (("params_final", "trained.hdf5"), ("params_init", "initial.hdf5")):
+        ref = read_keras(net / path).params
+        for k in ref:
+            np.testing.assert_array_equal(getattr(run, which)[k][0], ref[k])
+    assert run.meta["extra"]["optimizer"]["decay"] == pytest.approx(1e-4)
+
+
+def test_import_keras_rejects_mismatches(tmp_path):
+    with pytest.raises(KerasError, match="do not fit task 'not'"):
+        import_keras(DATA / "rnn_nobias_out1.h5", "not", tmp_path / "a")
+    with pytest.raises(KerasError, match="differ from"):
+        import_keras([DATA / "rnn_nobias_out1.h5", DATA / "rnn_bias_out2.h5"], "and", tmp_path / "b")
+    with pytest.raises(KerasError, match="initial files for"):
+        import_keras(DATA / "rnn_nobias_out1.h5", "and", tmp_path / "c", initial=[])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("name", ["rnn_bias_out2", "rnn_nobias_out1"])
+def test_export_keras_round_trip(tmp_path, name):
+    model = read_keras(DATA / f"{name}.h5")
+    path = export_keras(model.params, tmp_path / "x.hdf5", optimizer={"class_name": "Adam", "lr": 1e-4, "decay": 1e-4})
+    back = read_keras(path)
+    assert back.params.keys() == model.params.keys()
+    for k in model.params:
+        np.testing.assert_array_equal(back.params[k], model.params[k])
+    assert back.optimizer["learning_rate"] == pytest.approx(1e-4)
+    with h5py.File(path) as h5:  # Keras 2 layout: Keras orientation, `:0` names
+        assert h5["model_weights/simple_rnn_1/simple_rnn_1/kernel:0"].shape == (model.n_in, model.units)
+        assert json.loads(h5.attrs["model_config"])["config"][0]["class_name"] == "SimpleRNN"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The command line.
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jaxrnn.cli", "import-keras", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: (d / "text.hdf5").write_text("hello") and d / "text.hdf5", "not an HDF5 file"),
+        (lambda d: DATA / "lstm.h5", "unsupported layer LSTM"),
+        (lambda d: _bare_hdf5(d / "bare.hdf5"), "no model_weights group"),
+    ],
+    ids=["not_hdf5", "lstm", "no_model_weights"],
+)
+def test_cli_bad_input_exits_2(tmp_path, make, message):
+    result = _cli(str(make(tmp_path)), "--task", "and", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def _bare_hdf5(path: Path) -> Path:
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("x", data=np.zeros(2))
+    return path
+
+
+@needs_reference
+def test_cli_import_keras_reference(tmp_path):
+    net = NETS_2019 / "and_noise_orthogonal_04"
+    result = _cli(
+        str(net / "trained.hdf5"),
+        "--initial",
+        str(net / "initial.hdf5"),
+        "--task",
+        "and",
+        "--out",
+        str(tmp_path / "run"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    run = store.load_run(tmp_path / "run")
+    np.testing.assert_array_equal(run.params_final["W_rec"][0], read_keras(net / "trained.hdf5").params["W_rec"])
+    assert store.load_members_table(tmp_path / "run")[0]["success"] is True
