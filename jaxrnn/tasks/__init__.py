@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from jaxrnn.tasks.base import Task, Trial
+from jaxrnn.tasks.cognitive import AndOrContext, ContextDM, DelayedMatchToSample, ParametricWorkingMemory, PerceptualDM
 from jaxrnn.tasks.flipflop import FlipFlop, FlipFlop3
 from jaxrnn.tasks.gates import And, Not, Or, Xor
 from jaxrnn.tasks.timing import Oscillation, TimeReproduction
 
 TASKS: dict[str, type[Task]] = {
-    cls.name: cls for cls in (And, Or, Xor, Not, FlipFlop, FlipFlop3, TimeReproduction, Oscillation)
+    cls.name: cls
+    for cls in (
+        *(And, Or, Xor, Not, FlipFlop, FlipFlop3, TimeReproduction, Oscillation),
+        *(PerceptualDM, ContextDM, DelayedMatchToSample, ParametricWorkingMemory, AndOrContext),
+    )
 }
 
 
