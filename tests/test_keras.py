@@ -172,7 +172,7 @@ def test_reference_optimizer_settings(net):
 # ----------------------------------------------------------------------------------------------------------------
 # Task fidelity: the reference networks on jaxrnn's paper presets (the contract for the presets).
 
-N_FIDELITY = 256
+N_FIDELITY = 512  # and_noise_orthogonal_14 sits at 0.80 (512 trials) against a limit of 0.84: keep the estimate tight
 
 
 @functools.cache
@@ -199,6 +199,17 @@ def test_reference_network_fits_its_task_preset(name):
     dist, zero, _, _, _ = _distances(make_task(task_name, **params), model)
     assert lo / 1.5 <= dist <= 1.5 * hi, f"{name}: distance {dist:.3f}, README {lo}-{hi}"
     assert dist < 0.5 * zero, f"{name}: distance {dist:.3f} not far below the all-zero output's {zero:.3f}"
+
+
+@needs_reference
+@pytest.mark.parametrize("name", [n for n in REFERENCE_NETS if REFERENCE_NETS[n][0] in ("and", "or", "not")])
+def test_reference_gates_match_readme_on_noise_free_trials(name):
+    """The README's gate figures match noise-free trials closely (the published gate generators have their input
+    noise line commented out): within 1.25x, where the noisy OR (0.84 vs 0.60) would fail."""
+    task_name, _, (lo, hi) = REFERENCE_NETS[name]
+    model = read_keras(NETS_2019 / name / "trained.hdf5")
+    dist, _, _, _, _ = _distances(make_task(task_name, noise=0.0), model)
+    assert lo / 1.25 <= dist <= 1.25 * hi, f"{name}: noise-free distance {dist:.3f}, README {lo}-{hi}"
 
 
 @needs_reference
@@ -278,20 +289,6 @@ def test_import_keras_writes_a_run_directory(tmp_path):
     assert len(rows) == 2 and all(r["distance"] is not None and np.isfinite(r["distance"]) for r in rows)
 
 
-@needs_reference
-def test_import_keras_reference_with_initial(tmp_path):
-    net = NETS_2019 / "not_noise_orthogonal_17"
-    out = import_keras(net / "trained.hdf5", "not", tmp_path / "run", initial=net / "initial.hdf5", n_trials=32)
-    run = store.load_run(out)
-    assert run.config.bias is True and run.config.init == "orthogonal" and run.config.decay == pytest.approx(1e-4)
-    assert run.hparams.lr == pytest.approx(1e-4)
-    for which, path in (("params_final", "trained.hdf5"), ("params_init", "initial.hdf5")):
-        ref = read_keras(net / path).params
-        for k in ref:
-            np.testing.assert_array_equal(getattr(run, which)[k][0], ref[k])
-    assert run.meta["extra"]["optimizer"]["decay"] == pytest.approx(1e-4)
-
-
 def test_import_keras_rejects_mismatches(tmp_path):
     with pytest.raises(KerasError, match="do not fit task 'not'"):
         import_keras(DATA / "rnn_nobias_out1.h5", "not", tmp_path / "a")
@@ -368,5 +365,11 @@ def test_cli_import_keras_reference(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     run = store.load_run(tmp_path / "run")
-    np.testing.assert_array_equal(run.params_final["W_rec"][0], read_keras(net / "trained.hdf5").params["W_rec"])
+    for which, path in (("params_final", "trained.hdf5"), ("params_init", "initial.hdf5")):
+        ref = read_keras(net / path).params
+        assert getattr(run, which).keys() == ref.keys()
+        for k in ref:
+            np.testing.assert_array_equal(getattr(run, which)[k][0], ref[k])
+    assert run.config.bias is False and run.config.init == "orthogonal" and run.config.decay == pytest.approx(1e-4)
+    assert run.hparams.lr == pytest.approx(1e-4) and run.meta["extra"]["optimizer"]["class_name"] == "Adam"
     assert store.load_members_table(tmp_path / "run")[0]["success"] is True
