@@ -1,0 +1,589 @@
+"""The 3-bit flip-flop study (Jarne 2023, "Exploring Flip Flop memories and beyond"; Sussillo & Barak 2013;
+Jarne & Laje 2019 §5): train an ensemble on `flipflop3` and measure, per member,
+
+  * the memory cube: centroids of the 8 memory states of a noise-free test sequence in the top-3 PCs, and the
+    cube score R² of their linear fit on the 3 bits (1 = parallelepiped), with the angles between the bit axes;
+  * fixed points of the autonomous map (zero input), stable / saddle / unstable, and how many cube vertices have a
+    stable fixed point beside them (8 expected);
+  * the spectrum of W_rec (radius, eigenvalues outside the unit circle, leading complex eigenvalue and its
+    frequency in both conventions) and a regime label (fixed-point vs oscillatory) from the activity after the
+    input stops;
+  * linear CKA between every pair of members' trajectories on the test sequence, and clusters of members;
+  * time-translation invariance of the response to a pulse presented at several onsets in a longer trial;
+
+and the same for the original tutorial's trained network (`reference/jarne_2023_flipflop3/`, N = 400).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn.analysis import cube as cube_mod
+from jaxrnn.analysis import fixed_points as fp_mod
+from jaxrnn.analysis import invariance as inv_mod
+from jaxrnn.analysis import linearization, similarity
+from jaxrnn.analysis.states import ensemble_states, project
+from jaxrnn.evaluate import evaluate
+from jaxrnn.network import NetConfig
+from jaxrnn.studies._common import (
+    Protocol,
+    Trained,
+    command_line,
+    from_run,
+    ignore_runs,
+    log,
+    md_table,
+    train_or_load,
+    write_csv,
+    write_report,
+)
+from jaxrnn.tasks import make_task
+from jaxrnn.train import TrainConfig
+
+NAME = "flipflop3"
+
+#: the tutorial's trained network (Keras SimpleRNN(400), no bias, orthogonal init), beside this repository
+REFERENCE_NETWORK = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "reference"
+    / "jarne_2023_flipflop3"
+    / "networks"
+    / "flipflop3_N400_orthogonal"
+    / "trained.hdf5"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """Training and analysis sizes of a scale.
+
+    Attributes:
+        units: N. members: default E. protocol: "online" (fresh trials each update) or "paper". epochs, n_train,
+        batch_size: an epoch is n_train // batch_size updates. lr: Adam learning rate (Keras decay 1e-4 on top).
+        clip_norm: gradient clipping (None = off). threshold: early stop (None = the paper's 9e-3).
+        n_eval: held-out trials. hold: steps per pattern of the test sequence. fp_starts, fp_steps: fixed-point
+        searches per member and Adam steps each. ref_starts: searches for the N = 400 reference network.
+        n_noise: noise draws per onset in the invariance test. reduced: what the scale changes, for the report.
+    """
+
+    units: int
+    members: int
+    protocol: str
+    epochs: int
+    n_train: int
+    batch_size: int
+    lr: float
+    clip_norm: float | None
+    threshold: float | None
+    n_eval: int
+    hold: int
+    fp_starts: int
+    fp_steps: int
+    ref_starts: int
+    n_noise: int
+    reduced: str
+
+
+SCALES = {
+    "smoke": Scale(
+        units=16,
+        members=2,
+        protocol="online",
+        epochs=2,
+        n_train=64,
+        batch_size=16,
+        lr=1e-3,
+        clip_norm=1.0,
+        threshold=0.0,
+        n_eval=32,
+        hold=60,
+        fp_starts=16,
+        fp_steps=200,
+        ref_starts=8,
+        n_noise=2,
+        reduced="Smoke test only (CI): N = 16, 2 members, 8 updates; the numbers mean nothing.",
+    ),
+    "cpu": Scale(
+        units=100,
+        members=8,
+        protocol="online",
+        epochs=24,
+        n_train=3200,
+        batch_size=64,
+        lr=1e-3,
+        clip_norm=1.0,
+        threshold=0.0,
+        n_eval=256,
+        hold=120,
+        fp_starts=256,
+        fp_steps=3000,
+        ref_starts=128,
+        n_noise=16,
+        reduced="Reduced to fit 2 shared CPU cores: N = 100 (paper 400), 8 members, online protocol (fresh trials "
+        "every update) with 1,200 updates of batch 64 (76,800 trials; paper: 20 epochs × 30,000 trials, batch 128, "
+        "≈ 4,700 updates), Adam lr 1e-3 with Keras decay and gradient-norm clipping at 1 (paper lr 1e-4, no "
+        "clipping), no early stop.",
+    ),
+    "paper": Scale(
+        units=400,
+        members=20,
+        protocol="paper",
+        epochs=20,
+        n_train=30_000,
+        batch_size=128,
+        lr=1e-4,
+        clip_norm=None,
+        threshold=None,
+        n_eval=512,
+        hold=120,
+        fp_starts=512,
+        fp_steps=5000,
+        ref_starts=512,
+        n_noise=32,
+        reduced="The tutorial's protocol: N = 400, 20 epochs × 30,000 trials, batch 128, Adam lr 1e-4 with decay, "
+        "early stop below 9e-3.",
+    ),
+}
+
+_STIM_WIDTH = 20
+_INV_T = 600
+_INV_ONSETS = (20, 100, 180, 260, 340, 420, 500)
+_INV_WINDOW = 100
+_FREE_RUN = 600  # zero-input steps after the test sequence, for the regime label
+_LATE = 200  # last steps of the free run used for it
+
+
+def train_config(task, sc: Scale) -> TrainConfig:
+    """The TrainConfig of a scale."""
+    return TrainConfig(
+        task=task,
+        units=sc.units,
+        protocol=sc.protocol,
+        epochs=sc.epochs,
+        n_train=sc.n_train,
+        batch_size=sc.batch_size,
+        clip_norm=sc.clip_norm,
+        threshold=sc.threshold,
+    )
+
+
+def describe(cfg: TrainConfig, sc: Scale) -> str:
+    """One line of the training protocol."""
+    data = "fresh trials every update" if cfg.protocol == "online" else "own training set, reshuffled each epoch"
+    clip = f", gradient clipping at global norm {cfg.clip_norm:g}" if cfg.clip_norm else ""
+    return (
+        f"{cfg.protocol} protocol: {cfg.epochs} epochs × {cfg.steps_per_epoch} updates of batch {cfg.batch_size} "
+        f"({data}), Adam lr {sc.lr:g} with decay lr/(1 + {cfg.decay:g}·t){clip}, MSE over every step, early stop "
+        f"below {cfg.threshold:g} (0 = never), N = {cfg.units}, {cfg.init} recurrent init, no RNN bias, "
+        f"flipflop3 task T = {cfg.task.T}, input noise {cfg.task.noise:g}"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Analyses of an ensemble (member axis first). Returned as plain numpy dicts.
+
+
+def load_reference() -> tuple[dict, NetConfig] | None:
+    """The tutorial's trained network as (params with a member axis of 1, NetConfig), or None if absent."""
+    if not REFERENCE_NETWORK.is_file():
+        return None
+    from jaxrnn.interop.keras import read_keras
+
+    m = read_keras(REFERENCE_NETWORK)
+    params = {k: jnp.asarray(v)[None] for k, v in m.params.items()}
+    return params, NetConfig(n_in=m.n_in, n_out=m.n_out, units=m.units, bias=m.bias)
+
+
+def _match_vertices(centroids_full: np.ndarray, stable: np.ndarray) -> tuple[int, np.ndarray]:
+    """How many cube vertices have a stable fixed point closer than a quarter of the smallest vertex spacing.
+
+    Returns:
+        (count, (P,) distance from each vertex to its nearest stable point; inf if none).
+    """
+    P = centroids_full.shape[0]
+    if len(stable) == 0:
+        return 0, np.full(P, np.inf)
+    d = np.linalg.norm(centroids_full[:, None, :] - stable[None, :, :], axis=-1)
+    spacing = np.linalg.norm(centroids_full[:, None] - centroids_full[None], axis=-1)
+    spacing = np.min(spacing[~np.eye(P, dtype=bool)])
+    nearest = d.min(1)
+    return int(np.sum(nearest < 0.25 * spacing)), nearest
+
+
+def analyse(params: dict, cfg: NetConfig, task, sc: Scale, n_starts: int, seed: int = 0) -> dict:
+    """Every analysis of the study for the members of `params` (member axis first).
+
+    Returns:
+        dict of numpy arrays / lists with a leading member axis, plus "seq" (the test sequence), "states" (E, T, N)
+        on it, and "fixed" (one FixedPoints per member).
+    """
+    E = jax.tree.leaves(params)[0].shape[0]
+    seq = cube_mod.cube_sequence(
+        task.n_bits, hold=sc.hold, repeats=2, pulse_width=task.pulse_width, settle=min(50, sc.hold // 2)
+    )
+    cubes = jax.jit(jax.vmap(lambda p: cube_mod.cube(p, cfg, seq)))(params)
+    cubes_svd = jax.jit(jax.vmap(lambda p: cube_mod.cube(p, cfg, seq, centered=False)))(params)
+    free = np.concatenate([seq.inputs, np.zeros((_FREE_RUN, seq.inputs.shape[1]), np.float32)])
+    H_all = np.asarray(ensemble_states(params, jnp.asarray(free)[None], cfg)[:, 0])  # (E, T + free, N)
+    T_seq = seq.inputs.shape[0]
+    H = H_all[:, :T_seq]
+    log(f"cubes of {E} members done; fixed points from {n_starts} starts each")
+
+    # fixed points of the zero-input map, started from states on each member's own trajectory
+    keys = jax.random.split(jax.random.key(seed), E)
+    starts = jax.vmap(lambda k, h: fp_mod.sample_starts(k, h, n_starts, noise=0.02))(keys, jnp.asarray(H))
+    fixed = fp_mod.ensemble_fixed_points(params, cfg, starts, steps=sc.fp_steps)
+    centroids_full = np.asarray(jax.vmap(lambda h: cube_mod.centroids(h, seq.label, 2**task.n_bits))(jnp.asarray(H)))
+    matched, nearest, stable_pc = [], [], []
+    for i, f in enumerate(fixed):
+        st = f.points[f.kind == "stable"]
+        m, d = _match_vertices(centroids_full[i], st)
+        matched.append(m)
+        nearest.append(d)
+        proj_i = jax.tree.map(lambda a, i=i: a[i], cubes.projection)
+        stable_pc.append(np.asarray(project(proj_i, jnp.asarray(st, jnp.float32))) if len(st) else np.zeros((0, 3)))
+    log("fixed points done; spectra, similarity, invariance")
+
+    # spectrum of W_rec and the regime from the last steps of the zero-input free run
+    W = np.asarray(params["W_rec"])
+    regimes = [linearization.regime(W[i], H_all[i, -_LATE:]) for i in range(E)]
+    modes = [linearization.leading_modes(W[i], k=8) for i in range(E)]
+
+    # time-translation invariance of the response to a +1 pulse on channel 0
+    stim = np.zeros((_STIM_WIDTH, task.n_in), np.float32)
+    stim[:, 0] = 1.0
+    trials = inv_mod.onset_inputs(stim, _INV_ONSETS, _INV_T, task.noise, jax.random.key(seed + 1), sc.n_noise)
+    inv = inv_mod.ensemble_invariance(params, cfg, trials, _INV_ONSETS, _INV_WINDOW, channel=0)
+
+    return dict(
+        seq=seq,
+        states=H,
+        fixed=fixed,
+        r2=np.asarray(cubes.r2),
+        r2_full=np.asarray(cubes.r2_full),
+        r2_svd=np.asarray(cubes_svd.r2),
+        angles=np.asarray(cubes.angles),
+        axis_lengths=np.asarray(cubes.axis_lengths),
+        centroids=np.asarray(cubes.centroids),
+        evr=np.asarray(cubes.explained_variance_ratio),
+        scores=np.asarray(jax.vmap(lambda p, h: project(p, h))(cubes.projection, jnp.asarray(H))),
+        vertices_matched=np.asarray(matched),
+        vertex_distance=np.asarray(nearest),
+        stable_pc=stable_pc,
+        regimes=regimes,
+        modes=modes,
+        invariance=inv,
+    )
+
+
+def member_rows(res: dict, ids, ev=None, clusters=None, cka_ref=None) -> list[dict]:
+    """One CSV row per member."""
+    rows = []
+    for i, m in enumerate(ids):
+        f, r, md, inv = res["fixed"][i], res["regimes"][i], res["modes"][i], res["invariance"]
+        row = {"member": m}
+        if ev is not None:
+            row.update(mse=ev.mse[i], distance=ev.distance[i], accuracy=ev.accuracy[i], success=bool(ev.success[i]))
+        row.update(
+            cube_r2=res["r2"][i],
+            cube_r2_full=res["r2_full"][i],
+            cube_r2_uncentred_svd=res["r2_svd"][i],
+            angle_01=res["angles"][i, 0],
+            angle_02=res["angles"][i, 1],
+            angle_12=res["angles"][i, 2],
+            pc3_variance=float(np.sum(res["evr"][i])),
+            fp_stable=f.count("stable"),
+            fp_saddle=f.count("saddle"),
+            fp_unstable=f.count("unstable"),
+            fp_converged=f.n_converged,
+            fp_starts=f.n_starts,
+            vertices_with_stable_fp=int(res["vertices_matched"][i]),
+            radius=md.radius,
+            n_outside_unit_circle=md.n_outside,
+            leading_re=r.leading.real,
+            leading_im=r.leading.imag,
+            leading_complex_abs=abs(r.leading_complex),
+            freq_slides=r.freq_slides,
+            freq_map_hz=1000.0 * r.freq_map,
+            regime=r.label,
+            late_speed=r.speed,
+            inv_min_corr=inv.min_corr[i],
+            inv_mean_rel_error=float(np.mean(inv.rel_error[i][1:])),
+            inv_latency_mean=float(np.mean(inv.latency[i])),
+            inv_latency_spread=inv.latency_spread[i],
+        )
+        if clusters is not None:
+            row["cluster"] = int(clusters[i])
+        if cka_ref is not None:
+            row["cka_with_reference"] = float(cka_ref[i])
+        rows.append(row)
+    return rows
+
+
+def _fp_rows(res: dict, ids) -> list[dict]:
+    rows = []
+    for i, m in enumerate(ids):
+        f = res["fixed"][i]
+        for j in range(len(f.points)):
+            rows.append(
+                {
+                    "member": m,
+                    "kind": f.kind[j],
+                    "n_unstable": int(f.n_unstable[j]),
+                    "q": f.q[j],
+                    "abs_lambda1": float(np.abs(f.eigvals[j, 0])),
+                    "norm": float(np.linalg.norm(f.points[j])),
+                }
+            )
+    return rows
+
+
+def _summary(x) -> str:
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return "n/a"
+    return f"{np.median(x):.3f} (median; range {x.min():.3f}–{x.max():.3f}, mean {x.mean():.3f})"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def run(scale: str, members: int | None, out: Path, run: Path | None) -> Path:
+    """Run the study at `scale` and write `out/` (report.md, CSVs, figures). See the module docstring."""
+    from jaxrnn.plots import dynamics as plots
+
+    t0 = time.time()
+    sc = SCALES[scale]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ignore_runs(out)
+    protocol = Protocol(units=sc.units, lr=sc.lr, n_eval=sc.n_eval)
+    task = make_task("flipflop3")
+    if run is not None:
+        trained: Trained = from_run(Path(run), protocol)
+    else:
+        cfg = train_config(task, sc)
+        trained = train_or_load(
+            cfg, out / "runs" / f"flipflop3_N{sc.units}", members=members or sc.members, protocol=protocol
+        )
+    cfg = trained.config
+    task = cfg.task
+    net = cfg.net
+    E = trained.params_final["W_rec"].shape[0]
+    ids = list(range(E))
+    params = jax.tree.map(jnp.asarray, trained.params_final)
+    ev = trained.evaluation
+    log(f"ensemble: {E} members, median MSE {np.median(ev.mse):.4f}; analysing")
+    res = analyse(params, net, task, sc, sc.fp_starts)
+
+    M = similarity.similarity_matrix(jnp.asarray(res["states"]), "cka")
+    clusters = similarity.cluster_members(M, threshold=0.2)
+
+    # the reference network
+    ref = load_reference()
+    ref_res, ref_ev, cka_ref = None, None, None
+    if ref is not None:
+        log("reference network")
+        ref_params, ref_net = ref
+        ref_ev = evaluate(task, ref_net, ref_params, n_trials=sc.n_eval)
+        ref_res = analyse(ref_params, ref_net, task, sc, sc.ref_starts)
+        cka_ref = np.asarray(
+            jax.vmap(lambda h: similarity.linear_cka(h, jnp.asarray(ref_res["states"][0])))(jnp.asarray(res["states"]))
+        )
+
+    # files
+    rows = member_rows(res, ids, ev, clusters, cka_ref)
+    write_csv(out / "members.csv", rows)
+    write_csv(out / "fixed_points.csv", _fp_rows(res, ids))
+    write_csv(out / "similarity_cka.csv", [{"member": i, **{str(j): M[i, j] for j in ids}} for i in ids])
+    ref_rows = []
+    if ref_res is not None:
+        ref_rows = member_rows(ref_res, ["reference"], ref_ev)
+        write_csv(out / "reference.csv", ref_rows)
+        write_csv(out / "reference_fixed_points.csv", _fp_rows(ref_res, ["reference"]))
+    names = list(task.conditions)
+    figs = out / "figures"
+    ref_r2 = float(ref_res["r2"][0]) if ref_res else None
+    plots.cube_scores(res["r2"], figs / "cube_scores.png", reference=ref_r2)
+    shown = ids[: min(E, 7)]
+    cents = [res["centroids"][i] for i in shown]
+    titles = [f"member {i}: R² {res['r2'][i]:.3f}" for i in shown]
+    fixed_pc = [res["stable_pc"][i] for i in shown]
+    if ref_res:
+        cents.append(ref_res["centroids"][0])
+        titles.append(f"reference N=400: R² {ref_r2:.3f}")
+        fixed_pc.append(ref_res["stable_pc"][0])
+    plots.cubes(cents, names, titles, figs / "cubes.png", fixed=fixed_pc)
+    best = int(np.nanargmax(res["r2"]))
+    plots.trajectory_3d(
+        res["scores"][best],
+        res["seq"].label,
+        names,
+        figs / f"trajectory_member{best}.png",
+        centroids=res["centroids"][best],
+        fixed=res["stable_pc"][best],
+        title=f"member {best}, 8-state test sequence (top-3 PCs)",
+    )
+    counts = {k: np.array([f.count(k) for f in res["fixed"]]) for k in fp_mod.KINDS}
+    plots.fixed_point_counts(counts, figs / "fixed_point_counts.png", [str(i) for i in ids])
+    plots.eigenvalues(
+        [np.linalg.eigvals(np.asarray(params["W_rec"][i], np.float64)) for i in ids],
+        figs / "eigenvalues_W_rec.png",
+        title="W_rec eigenvalues, all members",
+    )
+    plots.similarity(
+        M, figs / "similarity_cka.png", [str(i) for i in ids], title="linear CKA of trajectories on the test sequence"
+    )
+    plots.onset_responses(
+        np.asarray(res["invariance"].aligned[best]),
+        _INV_ONSETS,
+        figs / "invariance_member.png",
+        title=f"member {best}: output 0 after a +1 pulse at each onset",
+    )
+    if ref_res:
+        plots.trajectory_3d(
+            ref_res["scores"][0],
+            ref_res["seq"].label,
+            names,
+            figs / "trajectory_reference.png",
+            centroids=ref_res["centroids"][0],
+            fixed=ref_res["stable_pc"][0],
+            title="reference network (N = 400), top-3 PCs",
+        )
+        f = ref_res["fixed"][0]
+        plots.eigenvalues(
+            [
+                np.linalg.eigvals(np.asarray(ref_params["W_rec"][0], np.float64)),
+                *([f.eigvals[f.kind == "stable"][0]] if f.count("stable") else []),
+            ],
+            figs / "eigenvalues_reference.png",
+            labels=["W_rec", "Jacobian at a stable fixed point"][: 1 + bool(f.count("stable"))],
+            title="reference network",
+        )
+        plots.onset_responses(
+            np.asarray(ref_res["invariance"].aligned[0]),
+            _INV_ONSETS,
+            figs / "invariance_reference.png",
+            title="reference: output 0 after a +1 pulse",
+        )
+
+    body = _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E)
+    write_report(
+        out,
+        title="3-bit flip-flop: memory cube, fixed points, dynamics across realizations",
+        command=command_line(NAME, scale, members, out, run),
+        scale=scale,
+        members=E,
+        protocol=describe(cfg, sc) + (f" (run directory {trained.run_dir})" if trained.run_dir else ""),
+        reduced=sc.reduced,
+        criterion=protocol.criterion(),
+        wall_seconds=time.time() - t0,
+        body=body,
+        trained=[trained],
+    )
+    log(f"wrote {out}")
+    return out
+
+
+def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E) -> list[str]:
+    stable = np.array([r["fp_stable"] for r in rows])
+    matched = np.array([r["vertices_with_stable_fp"] for r in rows])
+    regimes = [r["regime"] for r in rows]
+    inv = res["invariance"]
+    off = M[~np.eye(E, dtype=bool)] if E > 1 else np.array([np.nan])
+    lines = [
+        "## Results",
+        "",
+        f"Ensemble of {E} members. Training: median held-out MSE {np.median(ev.mse):.4f} "
+        f"(range {ev.mse.min():.4f}–{ev.mse.max():.4f}); {int(ev.success.sum())}/{E} members succeed; zero output "
+        "scores MSE ≈ 0.63.",
+        "",
+        "**Cube score** (R² of the linear fit of the 8 memory-state centroids on the 3 bits, in the top-3 PCs of "
+        f"the noise-free 8-state test sequence; 1 = parallelepiped, ≈ 0.43 = random points): {_summary(res['r2'])}. "
+        f"In the full state space: {_summary(res['r2_full'])}. With the tutorial's uncentred SVD instead of PCA: "
+        f"{_summary(res['r2_svd'])}. Angles between the bit axes (90° = cube): "
+        f"{_summary(res['angles'].ravel())} degrees. Variance in the top 3 PCs: "
+        f"{_summary(res['evr'].sum(1))}.",
+        "",
+        f"**Fixed points** of the zero-input map ({sc.fp_starts} searches per member started on its trajectory, "
+        f"Adam {sc.fp_steps} steps, q < 1e-7, merged within 0.05): stable points per member {stable.tolist()}; "
+        f"members with exactly 8 stable points: {int(np.sum(stable == 8))}/{E}; cube vertices with a stable point "
+        f"beside them (within a quarter of the smallest vertex spacing): {matched.tolist()} (8 expected). "
+        f"Saddles per member: {[r['fp_saddle'] for r in rows]}.",
+        "",
+        f"**Spectrum and regime**: spectral radius of W_rec {_summary([r['radius'] for r in rows])}; eigenvalues "
+        f"outside the unit circle {[r['n_outside_unit_circle'] for r in rows]}; frequency of the leading complex "
+        f"eigenvalue, continuous-time convention arg(λ)/(2π·1 ms): {_summary([r['freq_map_hz'] for r in rows])} Hz; "
+        f"slides' convention Im/(2π·Re): {_summary([r['freq_slides'] for r in rows])}. Regime from the last "
+        f"{_LATE} steps of a {_FREE_RUN}-step zero-input run after the sequence (oscillatory when the median relative "
+        f"state speed exceeds 1e-3): {regimes.count('fixed-point')} fixed-point, {regimes.count('oscillatory')} "
+        "oscillatory.",
+        "",
+        "**Similarity across realizations**: linear CKA (invariant to rotations and isotropic scaling of the "
+        "state space, the freedom between realizations; needs no fit and compares different N) between members' "
+        f"trajectories on the test sequence: off-diagonal {_summary(off)}. Average-linkage clusters at 1 − CKA ≤ 0.2: "
+        f"{int(clusters.max()) + 1} cluster(s), sizes {np.bincount(clusters).tolist()}.",
+        "",
+        f"**Time-translation invariance** (a +1 pulse of {_STIM_WIDTH} steps on channel 0 at onsets "
+        f"{list(_INV_ONSETS)} in a {_INV_T}-step trial with input noise {0.1:g}, {sc.n_noise} noise draws each, "
+        f"output 0 over the {_INV_WINDOW} steps after onset): smallest correlation with the first onset's response "
+        f"{_summary(inv.min_corr)}; latency spread {_summary(inv.latency_spread)} steps; mean latency "
+        f"{_summary([r['inv_latency_mean'] for r in rows])} steps.",
+        "",
+    ]
+    if ref_res is not None:
+        r = ref_rows[0]
+        lines += [
+            "## The tutorial's trained network (reference/jarne_2023_flipflop3, N = 400)",
+            "",
+            md_table(
+                ["quantity", "value"],
+                [
+                    ["held-out MSE (jaxrnn flipflop3 task)", f"{ref_ev.mse[0]:.4f}"],
+                    ["accuracy (every response window on the right side of 0)", f"{ref_ev.accuracy[0]:.3f}"],
+                    ["cube score R² (top-3 PCs)", f"{r['cube_r2']:.4f}"],
+                    ["cube score R² (full space)", f"{r['cube_r2_full']:.4f}"],
+                    ["cube score R² (uncentred SVD)", f"{r['cube_r2_uncentred_svd']:.4f}"],
+                    ["angles between bit axes (°)", f"{r['angle_01']:.1f}, {r['angle_02']:.1f}, {r['angle_12']:.1f}"],
+                    ["variance in top 3 PCs", f"{r['pc3_variance']:.3f}"],
+                    [
+                        "fixed points: stable / saddle / unstable",
+                        f"{r['fp_stable']} / {r['fp_saddle']} / {r['fp_unstable']} ({sc.ref_starts} searches)",
+                    ],
+                    ["cube vertices with a stable fixed point", f"{r['vertices_with_stable_fp']} of 8"],
+                    ["spectral radius of W_rec", f"{r['radius']:.4f}"],
+                    ["eigenvalues outside the unit circle", f"{r['n_outside_unit_circle']}"],
+                    [
+                        "leading complex eigenvalue frequency",
+                        f"{r['freq_map_hz']:.2f} Hz (arg/2π), {r['freq_slides']:.4f} (Im/(2π·Re))",
+                    ],
+                    ["regime", r["regime"]],
+                    [
+                        "invariance: min correlation / latency spread",
+                        f"{r['inv_min_corr']:.3f} / {r['inv_latency_spread']:.2f} steps",
+                    ],
+                ],
+            ),
+            "",
+        ]
+    lines += [
+        "## Files",
+        "",
+        "- `members.csv`: one row per member (metrics, cube score and angles, fixed-point counts, spectrum, regime, "
+        "invariance, cluster, CKA with the reference network); `reference.csv`: the same for the reference network.",
+        "- `fixed_points.csv`, `reference_fixed_points.csv`: every distinct fixed point (kind, unstable modes, q, "
+        "|λ₁|, norm). `similarity_cka.csv`: the member × member CKA matrix.",
+        "- `figures/`: `cube_scores.png` (ensemble histogram, reference in red), `cubes.png` (several members' "
+        "cubes and the reference's, stable fixed points as crosses), `trajectory_*.png`, `fixed_point_counts.png`, "
+        "`eigenvalues_*.png`, `similarity_cka.png`, `invariance_*.png`.",
+        "- `runs/`: the trained ensemble's run directory (not committed; rerunning the command reuses it).",
+    ]
+    return lines

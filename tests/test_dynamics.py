@@ -1,0 +1,232 @@
+"""State-space analyses: PCA, the flip-flop cube, fixed points, linearization, similarity, time invariance."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrnn.analysis import cube, fixed_points, invariance, linearization, similarity, states
+from jaxrnn.network import NetConfig, init_params
+
+# ------------------------------------------------------------------------------------------------------------------
+# PCA
+
+
+@pytest.mark.parametrize("centered", [True, False])
+def test_pca_matches_scikit_learn(centered):
+    from sklearn.decomposition import PCA, TruncatedSVD
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(200, 12)) @ rng.normal(size=(12, 12)) + 3.0).astype(np.float32)
+    proj = states.fit_pca(jnp.asarray(X), 3, centered=centered)
+    ref = PCA(3, svd_solver="full").fit(X) if centered else TruncatedSVD(3, algorithm="arpack").fit(X)
+    comps = np.asarray(proj.components)
+    signs = np.sign(np.sum(comps * ref.components_, axis=1))
+    np.testing.assert_allclose(comps * signs[:, None], ref.components_, atol=2e-4)
+    np.testing.assert_allclose(proj.explained_variance, ref.explained_variance_, rtol=2e-4)
+    np.testing.assert_allclose(proj.explained_variance_ratio, ref.explained_variance_ratio_, rtol=2e-4)
+    scores = np.asarray(states.project(proj, jnp.asarray(X)))
+    np.testing.assert_allclose(scores * signs[None, :], ref.transform(X), atol=2e-3)
+
+
+def test_pca_is_vmappable_over_members():
+    X = jax.random.normal(jax.random.key(0), (3, 50, 6))
+    batched = jax.vmap(lambda x: states.fit_pca(x, 2))(X)
+    alone = states.fit_pca(X[1], 2)
+    np.testing.assert_allclose(batched.components[1], alone.components, atol=1e-5)
+    assert batched.explained_variance_ratio.shape == (3, 2)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The cube
+
+
+def test_cube_score_is_one_for_a_parallelepiped_and_low_for_random_points():
+    bits = cube.patterns(3)
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(3, 5))  # three skewed axes in 5-D
+    points = 2.0 + bits @ A
+    r2, angles, lengths = cube.cube_score(jnp.asarray(points), bits)
+    assert float(r2) == pytest.approx(1.0, abs=1e-5)
+    cos = (A @ A.T) / np.outer(np.linalg.norm(A, axis=1), np.linalg.norm(A, axis=1))
+    np.testing.assert_allclose(angles, np.degrees(np.arccos(cos[np.triu_indices(3, 1)])), atol=1e-2)
+    np.testing.assert_allclose(lengths, np.linalg.norm(A, axis=1), rtol=1e-5)
+    # an exact cube has right angles
+    _, cube_angles, _ = cube.cube_score(jnp.asarray(bits @ np.eye(3)), bits)
+    np.testing.assert_allclose(cube_angles, 90.0, atol=1e-3)
+    # random points: R² averages 3/7 for 8 points in 3-D
+    r2_random = np.asarray(jax.vmap(lambda p: cube.cube_score(p, bits)[0])(jnp.asarray(rng.normal(size=(200, 8, 3)))))
+    assert np.mean(r2_random) == pytest.approx(3 / 7, abs=0.05)
+    assert np.mean(np.array(r2_random) > 0.9) < 0.05
+
+
+def test_cube_sequence_visits_each_pattern_twice_with_single_bit_changes():
+    seq = cube.cube_sequence(3, hold=60, repeats=2, pulse_width=20, settle=20)
+    assert seq.inputs.shape == (16 * 60, 3)
+    labels = seq.label.reshape(16, 60)[:, -1]
+    assert sorted(labels.tolist()) == sorted(list(range(8)) * 2)
+    pulsed = (seq.inputs.reshape(16, 60, 3) != 0).any(1).sum(1)
+    assert pulsed[0] == 3 and np.all(pulsed[1:] == 1)  # Gray code after the first segment
+    # the held bits of a settled step are the pattern of its label
+    t = np.flatnonzero(seq.label >= 0)
+    np.testing.assert_array_equal(seq.bits[t], seq.patterns[seq.label[t]])
+
+
+def test_cube_of_a_network_that_stores_bits_in_separate_units():
+    """3 bistable self-exciting units, each latched by its own input channel: the memory states are an exact cube."""
+    cfg = NetConfig(n_in=3, n_out=3, units=3)
+    params = {
+        "W_in": 3.0 * jnp.eye(3),
+        "W_rec": 2.0 * jnp.eye(3),
+        "W_out": jnp.eye(3),
+        "b_out": jnp.zeros(3),
+    }
+    seq = cube.cube_sequence(3, hold=60, settle=20)
+    c = cube.cube(params, cfg, seq)
+    assert float(c.r2) == pytest.approx(1.0, abs=1e-4)
+    assert float(c.r2_full) == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(c.angles, 90.0, atol=0.5)
+    # and an untrained random network does not make one
+    rnd = init_params(jax.random.key(3), NetConfig(n_in=3, n_out=3, units=8, init="normal"), gain=0.5)
+    assert float(cube.cube(rnd, NetConfig(n_in=3, n_out=3, units=8), seq).r2_full) < 0.99
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Fixed points
+
+
+def test_fixed_point_of_a_linear_map_is_found_and_is_a_saddle():
+    A = jnp.array([[0.5, 0.2], [0.0, 1.5]])
+    c = jnp.array([1.0, -0.5])
+    F = lambda h: A @ h + c
+    starts = jax.random.normal(jax.random.key(0), (8, 2))
+    fp = fixed_points.fixed_points(F, starts, steps=2000, lr=1e-1, tol=1e-9, merge=1e-2)
+    exact = np.linalg.solve(np.eye(2) - np.asarray(A), np.asarray(c))
+    assert len(fp.points) == 1
+    np.testing.assert_allclose(fp.points[0], exact, atol=1e-3)
+    np.testing.assert_allclose(sorted(np.abs(fp.eigvals[0])), [0.5, 1.5], atol=1e-5)
+    assert fp.kind.tolist() == ["saddle"] and fp.n_unstable.tolist() == [1]
+
+
+def test_fixed_points_of_a_two_unit_bistable_network():
+    """h = tanh(2 h) per unit: 0 and ±h* per unit, so 9 points: 4 stable, 4 saddles, 1 unstable (the origin)."""
+    cfg = NetConfig(n_in=1, n_out=1, units=2)
+    params = {"W_in": jnp.zeros((2, 1)), "W_rec": 2.0 * jnp.eye(2), "W_out": jnp.ones((1, 2)), "b_out": jnp.zeros(1)}
+    g = jnp.linspace(-1.0, 1.0, 7)
+    starts = jnp.stack(jnp.meshgrid(g, g), -1).reshape(-1, 2)
+    fp = fixed_points.fixed_points(fixed_points.network_map(params, cfg), starts, steps=2000, lr=3e-2)
+    h_star = 0.9575040240772687  # root of h = tanh(2h)
+    assert (fp.count("stable"), fp.count("saddle"), fp.count("unstable")) == (4, 4, 1)
+    stable = np.sort(np.abs(fp.points[fp.kind == "stable"]), axis=None)
+    np.testing.assert_allclose(stable, h_star, atol=1e-3)
+    np.testing.assert_allclose(fp.points[fp.kind == "unstable"][0], 0.0, atol=1e-3)
+    assert set(fp.n_unstable[fp.kind == "saddle"].tolist()) == {1}
+    # the ensemble path (vmapped over members) finds the same for two copies
+    both = jax.tree.map(lambda a: jnp.stack([a, a]), params)
+    fps = fixed_points.ensemble_fixed_points(both, cfg, jnp.stack([starts, starts]), steps=2000, lr=3e-2)
+    assert [(f.count("stable"), f.count("saddle")) for f in fps] == [(4, 4), (4, 4)]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Linearization
+
+
+def test_frequency_conventions_and_regime_labels():
+    theta = 2 * np.pi / 35  # one turn every 35 steps
+    lam = 1.05 * np.exp(1j * theta)
+    assert linearization.freq_map(lam) == pytest.approx(1 / 35)
+    assert linearization.freq_slides(lam) == pytest.approx(np.tan(theta) / (2 * np.pi))
+    R = 1.05 * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    modes = linearization.leading_modes(R, k=2)
+    assert modes.n_outside == 2 and modes.radius == pytest.approx(1.05)
+
+    # a saturating rotation keeps oscillating; a contracting one settles on its fixed point
+    def run(W, T=400):
+        h, out = np.array([0.5, 0.0]), []
+        for _ in range(T):
+            h = np.tanh(W @ h)
+            out.append(h)
+        return np.array(out)[-150:]
+
+    osc = linearization.regime(1.2 * R / 1.05, run(1.2 * R / 1.05))
+    fixed = linearization.regime(0.8 * R / 1.05, run(0.8 * R / 1.05))
+    assert osc.label == "oscillatory" and fixed.label == "fixed-point"
+    assert osc.freq_map == pytest.approx(1 / 35)
+    assert osc.period_power > 0.8
+
+
+def test_jacobian_tanh_matches_autodiff():
+    cfg = NetConfig(n_in=2, n_out=1, units=8, alpha=0.3, bias=True)
+    params = init_params(jax.random.key(0), cfg)
+    params["b"] = 0.1 * jnp.arange(8.0)
+    h = 0.3 * jax.random.normal(jax.random.key(1), (8,))
+    x = jnp.array([0.5, -1.0])
+    F = fixed_points.network_map(params, cfg, x)
+    u = np.asarray(params["W_in"] @ x + params["b"])
+    J = linearization.jacobian_tanh(np.asarray(params["W_rec"]), np.asarray(h), u, alpha=0.3)
+    np.testing.assert_allclose(J, np.asarray(jax.jacfwd(F)(h)), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Similarity
+
+
+def test_cka_and_procrustes_are_maximal_for_itself_and_a_rotated_copy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 10)) @ rng.normal(size=(10, 10))
+    Q, _ = np.linalg.qr(rng.normal(size=(10, 10)))
+    Y = rng.normal(size=(120, 10))
+    assert float(similarity.linear_cka(X, X)) == pytest.approx(1.0, abs=1e-5)
+    assert float(similarity.linear_cka(X, 3.0 * X @ Q)) == pytest.approx(1.0, abs=1e-5)
+    assert float(similarity.linear_cka(X, Y)) < 0.5
+    assert float(similarity.procrustes_distance(X, X @ Q)) == pytest.approx(0.0, abs=2e-3)
+    assert float(similarity.procrustes_distance(X, Y)) > 0.5
+    # different widths are allowed (a member against the N = 400 reference)
+    assert float(similarity.linear_cka(X, np.concatenate([X @ Q, np.zeros((120, 5))], 1))) == pytest.approx(1.0, 1e-5)
+
+
+def test_similarity_matrix_and_clustering_find_two_groups():
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(100, 6)), rng.normal(size=(100, 6))
+    rot = lambda: np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    S = np.stack([A @ rot(), A @ rot() + 0.01 * rng.normal(size=(100, 6)), B @ rot(), A @ rot(), B @ rot()])
+    M = similarity.similarity_matrix(jnp.asarray(S, jnp.float32), "cka")
+    np.testing.assert_allclose(np.diag(M), 1.0)
+    assert M[0, 1] > 0.99 and M[0, 2] < 0.7
+    labels = similarity.cluster_members(M, threshold=0.2)
+    assert labels.tolist() == [0, 0, 1, 0, 1]
+    D = similarity.similarity_matrix(jnp.asarray(S, jnp.float32), "procrustes")
+    assert D[0, 3] < 0.05 and D[0, 2] > 0.3
+    np.testing.assert_array_equal(similarity.cluster_members(D, 0.2, "procrustes"), labels)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Time-translation invariance
+
+
+def test_invariance_is_perfect_without_noise_and_broken_by_ongoing_dynamics():
+    stim = jnp.zeros((10, 1)).at[:, 0].set(1.0)
+    onsets = [10, 40, 70]
+    trials = invariance.onset_inputs(stim, onsets, T=120, noise=0.0, key=jax.random.key(0), n_noise=1)
+    cfg = NetConfig(n_in=1, n_out=1, units=8)
+    params = init_params(jax.random.key(1), cfg)
+    inv = invariance.invariance(params, cfg, trials, onsets, window=40)
+    np.testing.assert_allclose(inv.corr, 1.0, atol=1e-5)
+    assert float(inv.latency_spread) == 0.0 and float(inv.rel_error.max()) < 1e-5
+    # an ongoing oscillation (bias kicks a saturating rotation) makes the response depend on the onset's phase
+    theta = 2 * np.pi / 23
+    cfg_b = NetConfig(n_in=1, n_out=1, units=2, bias=True)
+    osc = {
+        "W_in": jnp.array([[1.0], [0.0]]),
+        "W_rec": 1.3 * jnp.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]),
+        "W_out": jnp.array([[1.0, 0.0]]),
+        "b_out": jnp.zeros(1),
+        "b": jnp.array([0.2, 0.0]),
+    }
+    weak = invariance.onset_inputs(0.3 * stim, onsets, T=120, noise=0.0, key=jax.random.key(0), n_noise=1)
+    inv_osc = invariance.invariance(osc, cfg_b, weak, onsets, window=40)
+    assert float(inv_osc.min_corr) < 0.9
+    # vmapped over members
+    both = jax.tree.map(lambda a: jnp.stack([a, a]), params)
+    ens = invariance.ensemble_invariance(both, cfg, trials, onsets, window=40)
+    assert ens.corr.shape == (2, 3)
