@@ -328,11 +328,12 @@ def import_keras(
     """Write a jaxrnn run directory holding Keras networks, one member per file, evaluated on `task`.
 
     The TrainConfig takes the task from `make_task(task, **params)`, N and the RNN bias from the files, the init
-    from the recurrent initializer's class (Orthogonal -> "orthogonal", RandomNormal -> "normal") and Adam's decay,
-    betas and epsilon from the file's optimizer; Hparams take its learning rate and the initializer's gain. The
-    ensemble's `params_init` come from the `initial` files (same order) or, without them, equal the final params.
-    The loss history is unknown: NaN (E, epochs), stop epoch 0, not diverged. config.json's `extra` records the
-    source files, the optimizer found and the Keras initializer.
+    from the recurrent initializer's class (Orthogonal -> "orthogonal", RandomNormal -> "normal", any other ->
+    "orthogonal") and Adam's decay, betas and epsilon from the file's optimizer; Hparams take its learning rate and
+    the initializer's gain. The ensemble's `params_init` come from the `initial` files (same order) or, without
+    them, equal the final params. The loss history is unknown: NaN (E, epochs) (a run directory holds one loss per
+    configured epoch), stop epoch 0, not diverged. config.json's `extra` records the source files, the optimizer
+    found, the Keras initializer as stored and the evaluation settings.
 
     Args:
         files: trained model file(s); all must have the same N, n_in, n_out and bias.
@@ -395,6 +396,7 @@ def import_keras(
         "optimizer": first.optimizer,
         "keras_version": first.keras_version,
         "recurrent_initializer": first.recurrent_initializer,
+        "evaluation": {"trials": n_trials, "seed": 0, "success_at": 0.9},
     }
     return store.save_run(out, config, ensemble, evaluation, seed=0, hparams=hparams, extra=extra)
 
