@@ -1,0 +1,25 @@
+"""How do training time and memory grow with the trial length T (expected ∝ T)?
+
+T in {100, 200, 400, 800}, N = 50, E = 8, one epoch of 1,280 trials in batches of 128, through `fit`.
+
+    python benchmarks/length_scaling.py [--smoke] [--members E]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402  (sets the CPU defaults before JAX starts)
+
+NAME = "length_scaling"
+
+
+def main(argv=None) -> int:
+    C.size_sweep(NAME, "T", (100, 200, 400, 800), (40, 80), argv, __doc__)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

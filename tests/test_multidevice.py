@@ -1,0 +1,86 @@
+"""The member axis sharded over several devices gives the same ensemble as one device; the CPU set-up defaults."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from jaxrnn import _platform
+
+_WORKER = textwrap.dedent(
+    """
+    import importlib, json, sys
+    import jax, numpy as np
+    from jaxrnn.tasks import make_task
+    tr = importlib.import_module("jaxrnn.train")
+    cfg = tr.TrainConfig(make_task("and", T=30, pulse_start=2, response_start=25), units=8, epochs=2, batch_size=4,
+                         n_train=8)
+    ens = tr.fit(cfg, 0, range(4))
+    sharding = tr._member_sharding(tr.default_chunk(cfg, 4))
+    np.savez(sys.argv[1], loss=ens.loss, **ens.params_final)
+    print(json.dumps({"devices": jax.local_device_count(), "chunk": tr.default_chunk(cfg, 4),
+                      "sharded_over": 0 if sharding is None else len(sharding.device_set)}))
+    """
+)
+
+
+def _train_in_subprocess(tmp_path, n_devices: int):
+    out = tmp_path / f"ens{n_devices}.npz"
+    env = {**os.environ, "XLA_FLAGS": _platform.cpu_flags(n_devices), "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _WORKER, str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), dict(np.load(out))
+
+
+def test_sharded_members_equal_one_device(tmp_path):
+    info1, one = _train_in_subprocess(tmp_path, 1)
+    info2, two = _train_in_subprocess(tmp_path, 2)
+    assert info1 == {"devices": 1, "chunk": 4, "sharded_over": 0}
+    assert info2 == {"devices": 2, "chunk": 4, "sharded_over": 2}  # the chunk really is split over both devices
+    assert set(one) == set(two)
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert not np.allclose(one["W_rec"][0], one["W_rec"][1])  # members differ: the comparison is not vacuous
+
+
+def test_configure_sets_cpu_defaults_only_when_nobody_chose():
+    env = {}
+    flags = _platform.configure(environ=env)
+    assert env["XLA_FLAGS"] == flags
+    assert f"--xla_force_host_platform_device_count={_platform.cores()}" in flags
+    assert "--xla_cpu_multi_thread_eigen=false" in flags
+    assert "ynn" not in flags and "ynn" in _platform.configure(environ={"JAX_PLATFORMS": "cpu"}, ynn_off=True)
+    user = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true"}
+    assert _platform.configure(environ=user) is None and user["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=true"
+    for gpu in ({"JAX_PLATFORMS": "cuda"}, {"JAX_PLATFORMS": "gpu,cpu"}, {"JAXRNN_NO_CONFIGURE": "1"}):
+        assert _platform.configure(environ=gpu) is None and "XLA_FLAGS" not in gpu
+    # in this (test) process JAX has started already: too late to change anything
+    import jax
+
+    jax.devices()
+    assert _platform.configure() is None
+
+
+def test_default_chunk_is_a_multiple_of_the_devices_and_cache_sized():
+    import importlib
+
+    import jax
+
+    from jaxrnn.tasks import make_task
+
+    tr = importlib.import_module("jaxrnn.train")
+    cfg = tr.TrainConfig(make_task("and"), units=50)
+    n_dev = jax.local_device_count()
+    for members in (1, 5, 16, 40, 100, 1000):
+        chunk = tr.default_chunk(cfg, members)
+        assert chunk % n_dev == 0 and chunk >= min(members, n_dev)
+        if jax.local_devices()[0].platform == "cpu":
+            assert chunk <= 32 * n_dev
+            calls = -(-members // chunk)
+            assert calls * chunk - members < chunk  # balanced: never a whole call of padding
+    assert tr.default_chunk(cfg, 1000) >= 16 * n_dev or jax.local_devices()[0].platform != "cpu"
