@@ -79,9 +79,10 @@ def test_keras3_fixture_metadata():
     assert named.optimizer["class_name"] == "Adam" and named.optimizer["learning_rate"] == pytest.approx(1e-4)
     assert without.optimizer == {}  # never compiled: no training_config
     assert named.keras_version.startswith("3.")
-    # the two formats hold the same arrays
+    # the two formats hold the same arrays and optimizer
     for name in FIXTURES:
         a, b = read_keras(DATA / f"{name}.h5"), read_keras(DATA / f"{name}.keras")
+        assert a.optimizer == b.optimizer and (a.init, a.gain, a.bias) == (b.init, b.gain, b.bias)
         assert a.params.keys() == b.params.keys()
         for k in a.params:
             np.testing.assert_array_equal(a.params[k], b.params[k])
