@@ -53,6 +53,7 @@ class LesionCurve(NamedTuple):
         fractions: (L,) requested fractions of the eligible weights.
         removed: (E, L) actual removed fraction of the eligible weights.
         removed_all: (E, L) actual removed fraction of all N² weights.
+        n_eligible: (E,) number of eligible weights per member (the denominator of `removed`).
         evaluation: an `Evaluation` whose fields have shape (E, L) ((E, L, C) for distance_by_condition).
     """
 
@@ -60,6 +61,7 @@ class LesionCurve(NamedTuple):
     fractions: np.ndarray
     removed: np.ndarray
     removed_all: np.ndarray
+    n_eligible: np.ndarray
     evaluation: Evaluation
 
 
@@ -178,7 +180,9 @@ def lesion_curves(
     for m, (mode, les) in enumerate(zip(modes, lesions, strict=True)):
         n_removed = np.asarray(les.n_removed, np.float64)
         n_eligible = np.maximum(np.asarray(les.n_eligible, np.float64)[:, None], 1.0)
-        out[mode] = LesionCurve(mode, f, n_removed / n_eligible, n_removed / (N * N), Evaluation(*(x[m] for x in ev)))
+        out[mode] = LesionCurve(
+            mode, f, n_removed / n_eligible, n_removed / (N * N), n_eligible[:, 0], Evaluation(*(x[m] for x in ev))
+        )
     return out
 
 

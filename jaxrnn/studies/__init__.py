@@ -16,6 +16,7 @@ STUDIES: dict[str, str] = {
     "memory_delay": "jaxrnn.studies.memory",
     "memory_size": "jaxrnn.studies.memory",
     "lesion": "jaxrnn.studies.lesion",
+    "flipflop3": "jaxrnn.studies.flipflop3",
 }
 
 SCALES: tuple[str, ...] = ("smoke", "cpu", "paper")

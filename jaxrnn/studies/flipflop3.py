@@ -305,6 +305,9 @@ def member_rows(res: dict, ids, ev=None, clusters=None, cka_ref=None) -> list[di
             fp_converged=f.n_converged,
             fp_starts=f.n_starts,
             vertices_with_stable_fp=int(res["vertices_matched"][i]),
+            stable_fp_max_abs_lambda=float(np.max(np.abs(f.eigvals[f.kind == "stable", 0])))
+            if f.count("stable")
+            else float("nan"),
             radius=md.radius,
             n_outside_unit_circle=md.n_outside,
             leading_re=r.leading.real,
@@ -339,6 +342,10 @@ def _fp_rows(res: dict, ids) -> list[dict]:
                     "n_unstable": int(f.n_unstable[j]),
                     "q": f.q[j],
                     "abs_lambda1": float(np.abs(f.eigvals[j, 0])),
+                    "lambda1_re": float(f.eigvals[j, 0].real),
+                    "lambda1_im": float(f.eigvals[j, 0].imag),
+                    "freq_map_hz_leading_complex": 1000.0
+                    * float(linearization.freq_map(linearization.leading_complex(f.eigvals[j]))),
                     "norm": float(np.linalg.norm(f.points[j])),
                 }
             )
@@ -475,7 +482,7 @@ def run(scale: str, members: int | None, out: Path, run: Path | None) -> Path:
             title="reference: output 0 after a +1 pulse",
         )
 
-    body = _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E)
+    body = _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, task.noise)
     write_report(
         out,
         title="3-bit flip-flop: memory cube, fixed points, dynamics across realizations",
@@ -493,7 +500,7 @@ def run(scale: str, members: int | None, out: Path, run: Path | None) -> Path:
     return out
 
 
-def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E) -> list[str]:
+def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, noise) -> list[str]:
     stable = np.array([r["fp_stable"] for r in rows])
     matched = np.array([r["vertices_with_stable_fp"] for r in rows])
     regimes = [r["regime"] for r in rows]
@@ -517,7 +524,8 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E) -
         f"Adam {sc.fp_steps} steps, q < 1e-7, merged within 0.05): stable points per member {stable.tolist()}; "
         f"members with exactly 8 stable points: {int(np.sum(stable == 8))}/{E}; cube vertices with a stable point "
         f"beside them (within a quarter of the smallest vertex spacing): {matched.tolist()} (8 expected). "
-        f"Saddles per member: {[r['fp_saddle'] for r in rows]}.",
+        f"Saddles per member: {[r['fp_saddle'] for r in rows]}. Largest |λ| of the Jacobian at a member's stable "
+        f"points (linearized memory decay per step): {_summary([r['stable_fp_max_abs_lambda'] for r in rows])}.",
         "",
         f"**Spectrum and regime**: spectral radius of W_rec {_summary([r['radius'] for r in rows])}; eigenvalues "
         f"outside the unit circle {[r['n_outside_unit_circle'] for r in rows]}; frequency of the leading complex "
@@ -533,7 +541,7 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E) -
         f"{int(clusters.max()) + 1} cluster(s), sizes {np.bincount(clusters).tolist()}.",
         "",
         f"**Time-translation invariance** (a +1 pulse of {_STIM_WIDTH} steps on channel 0 at onsets "
-        f"{list(_INV_ONSETS)} in a {_INV_T}-step trial with input noise {0.1:g}, {sc.n_noise} noise draws each, "
+        f"{list(_INV_ONSETS)} in a {_INV_T}-step trial with input noise {noise:g}, {sc.n_noise} noise draws each, "
         f"output 0 over the {_INV_WINDOW} steps after onset): smallest correlation with the first onset's response "
         f"{_summary(inv.min_corr)}; latency spread {_summary(inv.latency_spread)} steps; mean latency "
         f"{_summary([r['inv_latency_mean'] for r in rows])} steps.",
@@ -559,6 +567,7 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E) -
                         f"{r['fp_stable']} / {r['fp_saddle']} / {r['fp_unstable']} ({sc.ref_starts} searches)",
                     ],
                     ["cube vertices with a stable fixed point", f"{r['vertices_with_stable_fp']} of 8"],
+                    ["largest |λ| of the Jacobian at its stable points", f"{r['stable_fp_max_abs_lambda']:.4f}"],
                     ["spectral radius of W_rec", f"{r['radius']:.4f}"],
                     ["eigenvalues outside the unit circle", f"{r['n_outside_unit_circle']}"],
                     [

@@ -131,7 +131,9 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
         by = ev.distance_by_condition  # (E, L, C)
         mean, err = np.nanmean(by, axis=0), sem(by, axis=0)
         rate = ev.success.mean(axis=0)
-        curves[mode] = {"pct": 100 * c.removed.mean(0), "mean": mean, "sem": err, "rate": rate}
+        # x: the requested % of the eligible weights (for bands, the band's upper edge; the band itself removes
+        # the weights between the previous level and this one). Measured fractions go to the CSV.
+        curves[mode] = {"pct": 100 * fractions, "mean": mean, "sem": err, "rate": rate}
         for j, f in enumerate(fractions):
             row = dict(
                 mode=mode,
@@ -141,6 +143,7 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
                 removed_fraction_min=float(c.removed[:, j].min()),
                 removed_fraction_max=float(c.removed[:, j].max()),
                 removed_of_all_mean=float(c.removed_all[:, j].mean()),
+                n_eligible_min=int(c.n_eligible.min()),
                 distance_mean=float(ev.distance[:, j].mean()),
                 distance_sem=float(sem(ev.distance[:, j])),
             )
@@ -198,8 +201,10 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
         "",
         "Lesion: the k = round(f · n) smallest-|w| weights of the eligible set are zeroed (n = N² for both signs, the "
         "count of that sign otherwise); bands zero the weights of that sign whose magnitude rank lies between "
-        "consecutive levels (one band at a time). The x axis is the removed % of the eligible weights (measured, "
-        "averaged over members). No retraining; every member × level evaluated in one vmapped call on "
+        "consecutive levels (one band at a time). The x axis is the requested % of the eligible "
+        "weights (for bands: the band's upper edge, the band spanning from the previous level); the measured removed "
+        "fractions, in `lesion.csv`, match the requested ones within one weight "
+        "(bands: the band's width). No retraining; every member × level evaluated in one vmapped call on "
         f"{sc.n_eval} held-out trials.",
         "",
         "![lesion curves](lesion.png)",

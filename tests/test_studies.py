@@ -1,0 +1,138 @@
+"""Smoke scale of every study: it runs, writes its files, and its numbers are sane (rates in [0, 1], intervals
+containing the rate, lesion at 0% equal to the unlesioned evaluation, at 100% W_rec all zero, removed fractions
+within one weight of the requested ones). The studies run once, in the layout of `results/`, so later studies
+reuse the earlier ones' run directories as they do in a real run."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxrnn.analysis.lesion import lesion_ensemble
+from jaxrnn.evaluate import evaluate
+from jaxrnn.store import load_run
+from jaxrnn.studies import SCALES, STUDIES, memory, run_study, success_table
+from jaxrnn.studies import lesion as lesion_study
+
+ORDER = ("success_table", "spectral_migration", "lesion", "memory_delay", "memory_size")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("results")
+    for name in ORDER:
+        out = run_study(name, scale="smoke", out=base / name)
+        assert out == base / name
+    return base
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _f(row, key) -> float:
+    return float(row[key])
+
+
+def test_registry_and_validation():
+    assert set(ORDER) <= set(STUDIES)
+    assert SCALES == ("smoke", "cpu", "paper")
+    with pytest.raises(ValueError, match="allowed: .*success_table"):
+        run_study("no_such_study")
+    with pytest.raises(ValueError, match="allowed: smoke, cpu, paper"):
+        run_study("lesion", scale="huge")
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_every_study_writes_report_and_files(results, name):
+    out = results / name
+    report = (out / "report.md").read_text()
+    for fact in (
+        "command:",
+        "scale: **smoke**",
+        "members per condition",
+        "protocol:",
+        "success criterion:",
+        "device:",
+        "CPU cores",
+        "wall time:",
+        "omparison",
+    ):
+        assert fact in report, f"{name}/report.md lacks {fact!r}"
+    for png in out.glob("*.png"):
+        assert png.stat().st_size > 1000
+        assert f"]({png.name})" in report, f"{png.name} not shown in the report"
+    assert list(out.glob("*.png")) and list(out.glob("*.csv"))
+    assert (out / "runs" / ".gitignore").is_file()
+
+
+def test_success_table_rates_and_intervals(results):
+    rows = _rows(results / "success_table" / "success_table.csv")
+    sc = success_table.SCALES["smoke"]
+    assert [(r["task"], r["init"]) for r in rows] == [(t, i) for t in sc.tasks for i in success_table.INITS]
+    for r in rows:
+        assert int(r["members"]) == sc.members
+        assert 0 <= int(r["successes"]) <= int(r["members"])
+        assert 0.0 <= _f(r, "wilson_low") <= _f(r, "rate") <= _f(r, "wilson_high") <= 1.0
+        assert _f(r, "rate") == pytest.approx(int(r["successes"]) / int(r["members"]))
+        assert _f(r, "original_rate") == success_table.ORIGINAL[r["task"]][success_table.INITS.index(r["init"])] / 100
+        assert _f(r, "median_distance") > 0 and _f(r, "median_mse") > 0
+        assert 1 <= _f(r, "median_stop_epoch") <= int(r["epochs"])
+    md = (results / "success_table" / "success_table.md").read_text()
+    assert "original" in md and md.count("\n|") >= len(rows) + 1
+
+
+def test_spectral_migration_reuses_and_is_sane(results):
+    out = results / "spectral_migration"
+    assert not [p for p in (out / "runs").iterdir() if p.is_dir()], "should reuse the success table's ensembles"
+    rows = _rows(out / "spectral_members.csv")
+    sc = success_table.SCALES["smoke"]
+    assert len(rows) == sc.members * len(sc.tasks) * len(success_table.INITS)
+    for r in rows:
+        assert _f(r, "trained_radius") >= 0 and float(r["trained_n_outside"]) >= 0
+        assert 0 <= _f(r, "trained_henrici") <= 1
+        assert 0 <= _f(r, "trained_leading_cycles_per_step") <= 0.5
+        if r["init"] == "orthogonal":  # every eigenvalue of an orthogonal matrix lies on the unit circle
+            assert _f(r, "initial_radius") == pytest.approx(1.0, abs=1e-4)
+            assert float(r["initial_n_outside"]) == 0
+            assert _f(r, "initial_henrici") < 1e-3
+    summary = _rows(out / "spectral_summary.csv")
+    assert len(summary) == len(sc.tasks) * len(success_table.INITS)
+    for s in summary:
+        assert _f(s, "trained_radius_q25") <= _f(s, "trained_radius_median") <= _f(s, "trained_radius_q75")
+
+
+def test_lesion_levels_fractions_and_extremes(results):
+    out = results / "lesion"
+    rows = _rows(out / "lesion.csv")
+    fractions = lesion_study.SCALES["smoke"].fractions
+    assert len(rows) == 5 * len(fractions)
+    run = load_run(results / "success_table" / "runs" / "and_orthogonal")  # the ensemble the lesion study reused
+    base = evaluate(run.config.task, run.config.net, run.params_final, n_trials=lesion_study.SCALES["smoke"].n_eval)
+    for r in rows:
+        f = _f(r, "requested_fraction")
+        if r["mode"].endswith("bands"):  # a band removes the weights between the previous level and this one
+            f -= fractions[int(r["level"]) - 1] if int(r["level"]) > 0 else 0.0
+        tol = 1.0 / int(r["n_eligible_min"]) + 1e-9
+        assert abs(_f(r, "removed_fraction_min") - f) <= tol and abs(_f(r, "removed_fraction_max") - f) <= tol
+        assert 0.0 <= _f(r, "success_rate") <= 1.0
+        if int(r["level"]) == 0:  # 0% removed: the unlesioned evaluation
+            assert _f(r, "distance_mean") == pytest.approx(float(np.mean(base.distance)), rel=1e-4)
+            assert _f(r, "success_rate") == pytest.approx(float(np.mean(base.success)))
+    full = lesion_ensemble(run.params_final["W_rec"], "both_cumulative", [fractions[-1]])
+    assert fractions[-1] == 1.0 and np.all(np.asarray(full.weights) == 0)
+    assert "W_rec all zero = True" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["memory_delay", "memory_size"])
+def test_memory_curves(results, name):
+    rows = _rows(results / name / f"{name}.csv")
+    pts = memory.points(name, "smoke")
+    assert [(int(r["delay"]), int(r["units"])) for r in rows] == pts
+    for r in rows:
+        assert 0.0 <= _f(r, "wilson_low") <= _f(r, "rate") <= _f(r, "wilson_high") <= 1.0
+        assert _f(r, "distance_mean") > 0 and _f(r, "distance_sem") >= 0
+    if name == "memory_size":  # the point (delay 150, N = 8) is memory_delay's, reused
+        assert not (results / name / "runs" / f"delay{memory.SIZE_DELAY}_N8").exists()
