@@ -112,6 +112,25 @@ def test_unsupported_models_name_the_problem(name, ext, message):
         read_keras(DATA / f"{name}.{ext}")
 
 
+@pytest.mark.parametrize(
+    "layer, option, value, message",
+    [
+        (0, "stateful", True, "unsupported SimpleRNN option stateful=True"),
+        (0, "go_backwards", True, "unsupported SimpleRNN option go_backwards=True"),
+        (0, "return_sequences", False, "unsupported SimpleRNN option return_sequences=False"),
+        (1, "activation", "sigmoid", "unsupported Dense activation 'sigmoid'"),
+    ],
+)
+def test_unsupported_options_name_the_problem(tmp_path, layer, option, value, message):
+    path = export_keras(read_keras(DATA / "rnn_bias_out2.h5").params, tmp_path / "x.hdf5")
+    with h5py.File(path, "r+") as h5:
+        config = json.loads(h5.attrs["model_config"])
+        config["config"][layer]["config"][option] = value
+        h5.attrs["model_config"] = json.dumps(config).encode()
+    with pytest.raises(KerasError, match=message):
+        read_keras(path)
+
+
 def test_bad_files(tmp_path):
     text = tmp_path / "notes.hdf5"
     text.write_text("not a model\n")
