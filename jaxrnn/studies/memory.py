@@ -60,14 +60,14 @@ SCALES = {
         reduced="Smoke test only (CI): N = 8 (sizes 8, 12), two points, one epoch of 64 trials; numbers mean nothing.",
     ),
     "cpu": Scale(
-        delays=(30, 90, 150),
-        sizes=(50, 100),
+        delays=(30, 60, 90, 120, 150, 170),
+        sizes=(50, 100, 150),
         members=6,
         protocol=_CPU,
         reduced="Reduced to fit 2 CPU cores: "
         + _CPU_REDUCED
-        + "; only delays 30, 90, 150 and sizes 50, 100 (all points the original measured): the 2 CPU cores, "
-        "shared with other jobs, could not fit more in this session's budget.",
+        + "; only delays 30, 60, 90, 120, 150, 170 and sizes 50, 100, 150 (all points the original measured): "
+        "the 2 CPU cores, shared with other jobs, could not fit more in this session's budget.",
     ),
     "paper": Scale(
         delays=tuple(range(20, 201, 10)),
