@@ -276,8 +276,9 @@ def _cmd_train(args) -> int:
         ckpt = store.load_checkpoint(out, config, args.seed, hparams, members)
         if ckpt is not None:
             state, loss = ckpt
-    else:
-        (out / store.CHECKPOINT).unlink(missing_ok=True)
+    else:  # a new run (or --overwrite): no stale results or checkpoint may survive next to the new config.json
+        for name in (store.CHECKPOINT, store.PARAMS, store.HISTORY, store.MEMBERS):
+            (out / name).unlink(missing_ok=True)
     store.write_config(out, store.run_meta(config, seed=args.seed, hparams=hparams, members=members, complete=False))
     done0 = int(np.min(state.epoch)) if state is not None else 0
     if state is not None:
@@ -374,6 +375,10 @@ def _fmt(x, spec=".3g") -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
+def _seconds(x: float) -> str:
+    return f"{x:.3g} s" if x >= 1 else f"{x * 1e3:.3g} ms"
+
+
 def _print_summary(run, rows: list[dict], run_dir=None) -> None:
     """The end-of-training table: success with its Wilson interval, distance, MSE, stops, timing, device."""
     import numpy as np
@@ -421,7 +426,7 @@ def _print_summary(run, rows: list[dict], run_dir=None) -> None:
             (
                 "time",
                 f"{timing['s_per_epoch']:.3g} s per epoch of the ensemble{note}, "
-                f"{timing['s_per_network_epoch'] * 1e3:.3g} ms per network-epoch; "
+                f"{_seconds(timing['s_per_network_epoch'])} per network-epoch; "
                 f"first call (compile + {timing.get('first_call_epochs', '?')} epochs) "
                 f"{_fmt(timing.get('first_call_s'))} s; training {timing['train_s']:.3g} s",
             )
@@ -814,7 +819,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     _add_param(p)
     p.set_defaults(func=_cmd_import_keras)
+
+    p = sub.add_parser(
+        "bench",
+        help="run a throughput benchmark (benchmarks/NAME.py of a checkout)",
+        description="Run benchmarks/NAME.py (ensemble_scaling, units_scaling, length_scaling, baselines); it "
+        "writes results/benchmarks/NAME.{csv,md,png}. Options after NAME go to the script, e.g. --smoke.",
+    )
+    p.add_argument("name", metavar="NAME", help="benchmark name")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark script")
+    p.set_defaults(func=_cmd_bench)
     return parser
+
+
+def _cmd_bench(args) -> int:
+    import importlib.util
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    names = sorted(f.stem for f in folder.glob("*.py") if not f.stem.startswith("_")) if folder.is_dir() else []
+    if args.name not in names:
+        where = f"allowed: {', '.join(names)}" if names else f"no benchmarks found in {folder} (run from a checkout)"
+        raise ValueError(f"unknown benchmark {args.name!r}; {where}")
+    spec = importlib.util.spec_from_file_location(f"_jaxrnn_bench_{args.name}", folder / f"{args.name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return int(module.main(list(args.bench_args)) or 0)
 
 
 def _configure_platform() -> None:

@@ -316,7 +316,8 @@ def _flat_params(prefix: str, params) -> dict[str, np.ndarray]:
 
 
 def members_table(ensemble: Ensemble, evaluation, seed: int) -> list[dict]:
-    """Rows of members.csv (dicts keyed by MEMBER_COLUMNS; metrics None when `evaluation` is None)."""
+    """Rows of members.csv (dicts keyed by MEMBER_COLUMNS; metrics None when `evaluation` is None). A member that
+    diverged during training (frozen at its last finite parameters) is never counted a success."""
     loss = np.asarray(ensemble.loss)
     rows = []
     for i, m in enumerate(np.asarray(ensemble.members)):
@@ -336,7 +337,7 @@ def members_table(ensemble: Ensemble, evaluation, seed: int) -> list[dict]:
                 mse=float(evaluation.mse[i]),
                 distance=float(evaluation.distance[i]),
                 accuracy=float(evaluation.accuracy[i]),
-                success=bool(evaluation.success[i]),
+                success=bool(evaluation.success[i]) and not row["diverged"],  # a diverged member has failed
             )
         rows.append(row)
     return rows

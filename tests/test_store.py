@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from jaxrnn import store
-from jaxrnn.evaluate import evaluate
+from jaxrnn.evaluate import Evaluation, evaluate
 from jaxrnn.store import StoreError
 from jaxrnn.tasks import TASKS, make_task
-from jaxrnn.train import Hparams, TrainConfig, fit, init_ensemble
+from jaxrnn.train import Hparams, TrainConfig, fit, init_ensemble, member
 
 TINY = dict(units=8, epochs=3, batch_size=4, n_train=16)
 HP = Hparams(lr=1e-3, gain=1.0)
@@ -201,12 +201,14 @@ def test_diverged_member_is_isolated(tmp_path, trained):
     ens = fit(cfg, SEED, MEMBERS, HP, state=state, loss=loss, epochs_per_call=1)
     np.testing.assert_array_equal(ens.diverged, [False, True, False])
     for i in (0, 2):
-        allclose(jax.tree.map(lambda x: x[i], ens.params_final), jax.tree.map(lambda x: x[i], untouched.params_final))
+        allclose(member(ens.params_final, i), member(untouched.params_final, i))
         allclose(ens.loss[i], untouched.loss[i])
-    store.save_run(tmp_path, cfg, ens, None, seed=SEED, hparams=HP)
+    ones = np.ones(3)
+    ev = Evaluation(ones, ones, ones, ones[:, None], ones, ones > 0, ones > 0)  # pretend every member succeeded
+    store.save_run(tmp_path, cfg, ens, ev, seed=SEED, hparams=HP)
     rows = store.load_members_table(tmp_path)
     assert [r["diverged"] for r in rows] == [False, True, False]
-    assert rows[1]["distance"] is None  # no evaluation given: empty metric columns
+    assert [r["success"] for r in rows] == [True, False, True]  # a diverged member has failed
     assert "1,5," in (tmp_path / "members.csv").read_text()  # member 1, seed 5 row exists
     assert store.load_run(tmp_path).diverged.tolist() == [False, True, False]
 
