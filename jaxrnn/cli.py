@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 EXIT_ERROR = 2
 _PROG = "jaxrnn"
 
@@ -253,8 +255,6 @@ def _prepare_run_dir(out: Path, config, seed, hparams, members, overwrite: bool)
 
 
 def _cmd_train(args) -> int:
-    import numpy as np
-
     from jaxrnn import store
 
     config, hparams = _train_config(args)
@@ -381,8 +381,6 @@ def _seconds(x: float) -> str:
 
 def _print_summary(run, rows: list[dict], run_dir=None) -> None:
     """The end-of-training table: success with its Wilson interval, distance, MSE, stops, timing, device."""
-    import numpy as np
-
     from jaxrnn.evaluate import wilson_interval
 
     cfg, meta = run.config, run.meta
@@ -508,10 +506,15 @@ def _cmd_show(args) -> int:
     return 0
 
 
+def _one_per_condition(condition, k: int):
+    """Indices of k trials: the first of each condition in turn (so AND shows 11), then the rest in order."""
+    first = [int(np.flatnonzero(condition == c)[0]) for c in np.unique(condition)]
+    rest = [i for i in range(len(condition)) if i not in set(first)]
+    return np.array((sorted(first) + rest)[:k])
+
+
 def _cmd_plot(args) -> int:
     import jax
-    import numpy as np
-
     from jaxrnn import store
     from jaxrnn.evaluate import heldout_trials
     from jaxrnn.network import outputs
@@ -532,7 +535,8 @@ def _cmd_plot(args) -> int:
     has = np.isfinite(score)
     best = int(np.nanargmin(score)) if has.any() else 0
     worst = int(np.nanargmax(score)) if has.any() else 0
-    trials = heldout_trials(task, args.trials)
+    pool = heldout_trials(task, max(64, args.trials))
+    trials = jax.tree.map(lambda x: x[_one_per_condition(np.asarray(pool.condition), args.trials)], pool)
     one = lambda p: jax.vmap(outputs, in_axes=(None, 0, None))(p, trials.inputs, cfg.net)  # noqa: E731
     out_best = np.asarray(one({k: v[best] for k, v in run.params_final.items()}))
     out_worst = np.asarray(one({k: v[worst] for k, v in run.params_final.items()}))
@@ -575,8 +579,6 @@ def _cmd_sample(args) -> int:
         _check_file_out(Path(args.plot), "--plot")
 
     import jax
-    import numpy as np
-
     from jaxrnn import store
 
     keys = jax.random.split(jax.random.key(args.seed), args.trials)
@@ -873,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{_PROG}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f"{_PROG}: interrupted", file=sys.stderr)
+        print(f"{_PROG}: interrupted (a `train` run resumes from its last checkpoint when rerun)", file=sys.stderr)
         return 130
 
 

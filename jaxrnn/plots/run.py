@@ -6,22 +6,39 @@ Every function takes host numbers (numpy arrays, member axis first) and writes o
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 _DPI = 110
 
 
 def _save(fig, path: str | Path) -> Path:
+    """Write `fig` as PNG atomically (a temporary file in the same folder, renamed over `path`) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=_DPI, bbox_inches="tight")
-    plt.close(fig)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=_DPI, bbox_inches="tight")
+            f.flush()
+            os.fsync(f.fileno())
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -52,7 +69,8 @@ def loss_curves(
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (MSE)")
     n_div, n_stop = int(np.sum(diverged)), int(np.sum(np.asarray(stop_epoch) > 0))
-    ax.set_title(f"{title}  E={E}, stopped early {n_stop}, diverged {n_div}".strip())
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_title(f"{title + ': ' if title else ''}{E} members, stopped early {n_stop}, diverged {n_div}")
     return _save(fig, path)
 
 
