@@ -359,7 +359,8 @@ def _timing(calls: list[tuple[int, float]], total: float, E: int) -> dict:
     if calls:
         timing["first_call_s"] = round(calls[0][1], 3)
         timing["first_call_epochs"] = calls[0][0]
-    steady = [(n, dt) for n, dt in calls[1:] if n > 0]
+    # calls after the first that ran as many epochs as it did reuse its compiled program (a shorter last call compiles)
+    steady = [(n, dt) for n, dt in calls[1:] if n > 0 and n == calls[0][0]]
     if steady:
         per_epoch = sum(dt for _, dt in steady) / sum(n for n, _ in steady)
         timing["includes_compile"] = False
