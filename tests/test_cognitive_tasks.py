@@ -206,6 +206,15 @@ def test_bad_parameters(name, params, field):
         make_task(name, **params)
 
 
+def test_list_parameters_become_hashable_tuples():
+    task = make_task("pwm", pairs=[[20, 10]], **SHORT["pwm"])
+    assert task.pairs == ((20, 10),) and task.conditions == ("20>10", "10<20")
+    assert hash(TrainConfig(task, units=8)) == hash(
+        TrainConfig(make_task("pwm", pairs=((20, 10),), **SHORT["pwm"]), units=8)
+    )
+    assert make_task("perceptual_dm", coherences=[0.1]).coherences == (0.1,)
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # Learning on CPU: small ensembles (4 members, N = 32, 320 updates of 64 trials) on 100-step versions of the tasks
 # (every epoch about 10x shorter than the defaults); noise 0.2 on the evidence tasks. context_dm, dms and pwm train

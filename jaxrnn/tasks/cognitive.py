@@ -151,6 +151,7 @@ class PerceptualDM(_Decision):
     delay: int = 300
 
     def __post_init__(self):
+        object.__setattr__(self, "coherences", tuple(float(c) for c in self.coherences))  # hashable, even from a list
         super().__post_init__()
         _check(self, len(self.coherences) >= 1, "coherences", "must hold at least one coherence")
         _check(self, all(c >= 0 for c in self.coherences), "coherences", f"must be >= 0, got {self.coherences}")
@@ -209,6 +210,7 @@ class ContextDM(_Decision):
     cue: float = 1.0
 
     def __post_init__(self):
+        object.__setattr__(self, "coherences", tuple(float(c) for c in self.coherences))  # hashable, even from a list
         super().__post_init__()
         _check(self, len(self.coherences) >= 1, "coherences", "must hold at least one coherence")
         _check(self, all(c >= 0 for c in self.coherences), "coherences", f"must be >= 0, got {self.coherences}")
@@ -330,6 +332,7 @@ class ParametricWorkingMemory(_Decision):
     delay: int = 1000
 
     def __post_init__(self):
+        object.__setattr__(self, "pairs", tuple(tuple(p) for p in self.pairs))  # hashable, even from lists
         super().__post_init__()
         _check(self, len(self.pairs) >= 1, "pairs", "must hold at least one frequency pair")
         _check(
