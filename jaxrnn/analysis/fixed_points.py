@@ -5,10 +5,11 @@ For a constant input x (zero by default) the network is the discrete map
     F(h) = (1 - a) h + a · tanh(W_rec h + W_in x + b)        (a = 1: F(h) = tanh(W_rec h + W_in x + b)).
 
 Fixed points solve F(h) = h. Following Sussillo & Barak, minimise q(h) = ½ ‖F(h) − h‖² from many starting states
-(sampled on the network's trajectories), here with Adam in a `lax.scan` of a fixed number of steps, vmapped over
-starts (and over members); keep the minima with q below `tol` (true fixed points have q = 0, "slow points" a small
-q), merge those closer than `merge` (Euclidean, in state units), and classify each by the eigenvalues λ of the
-Jacobian dF/dh there (computed on the host in float64): the number of unstable modes is #{|λ| > 1};
+(sampled on the network's trajectories), here with Adam in a `lax.scan` of a fixed number of steps followed by a few
+Newton steps (kept only when they lower q), vmapped over starts (and over members); keep the minima with q below
+`tol` (true fixed points have q = 0, "slow points" a small q), merge those closer than `merge` (Euclidean, in state
+units), and classify each by the eigenvalues λ of the Jacobian dF/dh there (computed on the host in float64): the
+number of unstable modes is #{|λ| > 1};
 `stable` when it is 0, `unstable` when every mode is unstable, `saddle` otherwise.
 """
 
@@ -71,26 +72,42 @@ def network_map(params: Params, cfg: NetConfig, x: Array | None = None) -> Calla
 
 
 def minimise_q(
-    F: Callable[[Array], Array], starts: Array, steps: int = 3000, lr: float = 1e-2, lr_end: float = 1e-6
+    F: Callable[[Array], Array],
+    starts: Array,
+    steps: int = 3000,
+    lr: float = 1e-2,
+    lr_end: float = 1e-6,
+    newton: int = 20,
 ) -> tuple[Array, Array]:
-    """Minimise q(h) = ½‖F(h) − h‖² from each start with Adam (learning rate decaying exponentially lr → lr_end).
+    """Minimise q(h) = ½‖F(h) − h‖² from each start: Adam (learning rate decaying exponentially lr → lr_end), then
+    `newton` Newton steps h ← h − (J − I)⁻¹ (F(h) − h) that polish a point near a true fixed point to float32
+    precision (a step is kept only when it lowers q, so slow points far from any fixed point stay where Adam left
+    them, with their q).
 
     Args:
         F: the map (N,) -> (N,). starts: (S, N). steps: Adam steps (static). lr, lr_end: first and last step size.
+        newton: Newton steps after Adam (static; 0 = none).
     Returns:
         (points (S, N), q (S,)) at the end of the search.
     """
     q_fn = lambda h: 0.5 * jnp.sum((F(h) - h) ** 2)
     opt = optax.adam(optax.exponential_decay(lr, steps, lr_end / lr))
 
-    def one(h0):
-        def body(carry, _):
-            h, state = carry
-            g = jax.grad(q_fn)(h)
-            upd, state = opt.update(g, state, h)
-            return (optax.apply_updates(h, upd), state), None
+    def adam_step(carry, _):
+        h, state = carry
+        g = jax.grad(q_fn)(h)
+        upd, state = opt.update(g, state, h)
+        return (optax.apply_updates(h, upd), state), None
 
-        (h, _), _ = jax.lax.scan(body, (h0, opt.init(h0)), None, length=steps)
+    def newton_step(h, _):
+        J = jax.jacfwd(F)(h) - jnp.eye(h.shape[0], dtype=h.dtype)
+        h_new = h - jnp.linalg.solve(J, F(h) - h)
+        better = jnp.all(jnp.isfinite(h_new)) & (q_fn(h_new) < q_fn(h))
+        return jnp.where(better, h_new, h), None
+
+    def one(h0):
+        (h, _), _ = jax.lax.scan(adam_step, (h0, opt.init(h0)), None, length=steps)
+        h, _ = jax.lax.scan(newton_step, h, None, length=newton)
         return h, q_fn(h)
 
     return jax.vmap(one)(starts)

@@ -83,7 +83,8 @@ def jacobian_tanh(W_rec: np.ndarray, h: np.ndarray, u: np.ndarray | None = None,
     return (1.0 - alpha) * np.eye(len(h)) + alpha * J if alpha != 1.0 else J
 
 
-def _leading_complex(lam: np.ndarray) -> complex:
+def leading_complex(lam: np.ndarray) -> complex:
+    """The eigenvalue of largest modulus among those with Im(λ) ≠ 0 (NaN if all are real)."""
     cx = lam[np.abs(np.imag(lam)) > 1e-9]
     return complex(cx[np.argmax(np.abs(cx))]) if len(cx) else complex(np.nan, np.nan)
 
@@ -116,7 +117,7 @@ def regime(W_rec: np.ndarray, late_states: np.ndarray, speed_tol: float = 1e-3, 
             counts as moving.
     """
     lam = leading_modes(W_rec, k=np.asarray(W_rec).shape[0]).eigvals
-    lc = _leading_complex(lam)
+    lc = leading_complex(lam)
     speed, power = activity_features(late_states)
     label = "oscillatory" if speed > speed_tol else "fixed-point"
     return Regime(label, complex(lam[0]), lc, float(freq_slides(lc)), float(freq_map(lc, dt_ms)), speed, power)

@@ -122,9 +122,9 @@ SCALES = {
         threshold=0.0,
         n_eval=256,
         hold=120,
-        fp_starts=256,
-        fp_steps=3000,
-        ref_starts=128,
+        fp_starts=128,
+        fp_steps=1000,
+        ref_starts=64,
         n_noise=16,
         reduced="Reduced to fit 2 shared CPU cores: N = 100 (paper 400), 8 members, online protocol (fresh trials "
         "every update) with 1,200 updates of batch 64 (76,800 trials; paper: 20 epochs × 30,000 trials, batch 128, "
@@ -521,7 +521,8 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, n
         f"{_summary(res['evr'].sum(1))}.",
         "",
         f"**Fixed points** of the zero-input map ({sc.fp_starts} searches per member started on its trajectory, "
-        f"Adam {sc.fp_steps} steps, q < 1e-7, merged within 0.05): stable points per member {stable.tolist()}; "
+        f"Adam {sc.fp_steps} steps then 20 Newton steps, q < 1e-7, merged within 0.05): stable points per member "
+        f"{stable.tolist()}; "
         f"members with exactly 8 stable points: {int(np.sum(stable == 8))}/{E}; cube vertices with a stable point "
         f"beside them (within a quarter of the smallest vertex spacing): {matched.tolist()} (8 expected). "
         f"Saddles per member: {[r['fp_saddle'] for r in rows]}. Largest |λ| of the Jacobian at a member's stable "
@@ -567,7 +568,10 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, n
                         f"{r['fp_stable']} / {r['fp_saddle']} / {r['fp_unstable']} ({sc.ref_starts} searches)",
                     ],
                     ["cube vertices with a stable fixed point", f"{r['vertices_with_stable_fp']} of 8"],
-                    ["largest |λ| of the Jacobian at its stable points", f"{r['stable_fp_max_abs_lambda']:.4f}"],
+                    [
+                        "largest eigenvalue modulus of the Jacobian at its stable points",
+                        f"{r['stable_fp_max_abs_lambda']:.4f}",
+                    ],
                     ["spectral radius of W_rec", f"{r['radius']:.4f}"],
                     ["eigenvalues outside the unit circle", f"{r['n_outside_unit_circle']}"],
                     [
