@@ -234,6 +234,11 @@ def analyse(params: dict, cfg: NetConfig, task, sc: Scale, n_starts: int, seed: 
     H_all = np.asarray(ensemble_states(params, jnp.asarray(free)[None], cfg)[:, 0])  # (E, T + free, N)
     T_seq = seq.inputs.shape[0]
     H = H_all[:, :T_seq]
+    # which bits the member holds: sign agreement of each output with its bit on the settled steps of the sequence
+    W_out, b_out = np.asarray(params["W_out"]), np.asarray(params["b_out"])
+    out_seq = np.einsum("etn,eon->eto", H, W_out) + b_out[:, None, :]
+    settled = seq.label >= 0
+    bit_accuracy = np.mean(np.sign(out_seq[:, settled]) == seq.bits[settled][None], axis=1)  # (E, n_bits)
     log(f"cubes of {E} members done; fixed points from {n_starts} starts each")
 
     # fixed points of the zero-input map, started from states on each member's own trajectory
@@ -271,6 +276,7 @@ def analyse(params: dict, cfg: NetConfig, task, sc: Scale, n_starts: int, seed: 
         r2_svd=np.asarray(cubes_svd.r2),
         angles=np.asarray(cubes.angles),
         axis_lengths=np.asarray(cubes.axis_lengths),
+        bit_accuracy=bit_accuracy,
         centroids=np.asarray(cubes.centroids),
         evr=np.asarray(cubes.explained_variance_ratio),
         scores=np.asarray(jax.vmap(lambda p, h: project(p, h))(cubes.projection, jnp.asarray(H))),
@@ -298,6 +304,10 @@ def member_rows(res: dict, ids, ev=None, clusters=None, cka_ref=None) -> list[di
             angle_01=res["angles"][i, 0],
             angle_02=res["angles"][i, 1],
             angle_12=res["angles"][i, 2],
+            axis_ratio=float(res["axis_lengths"][i].min() / res["axis_lengths"][i].max()),
+            bit0_accuracy=res["bit_accuracy"][i, 0],
+            bit1_accuracy=res["bit_accuracy"][i, 1],
+            bit2_accuracy=res["bit_accuracy"][i, 2],
             pc3_variance=float(np.sum(res["evr"][i])),
             fp_stable=f.count("stable"),
             fp_saddle=f.count("saddle"),
@@ -518,7 +528,10 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, n
         f"In the full state space: {_summary(res['r2_full'])}. With the tutorial's uncentred SVD instead of PCA: "
         f"{_summary(res['r2_svd'])}. Angles between the bit axes (90° = cube): "
         f"{_summary(res['angles'].ravel())} degrees. Variance in the top 3 PCs: "
-        f"{_summary(res['evr'].sum(1))}.",
+        f"{_summary(res['evr'].sum(1))}. Shortest over longest bit axis (near 0: one bit is not stored and the cube "
+        f"collapses to a square, which R² alone does not see): {_summary([r['axis_ratio'] for r in rows])}. Bits "
+        "held (sign of each output right on ≥ 90% of the settled steps of the test sequence) per member: "
+        f"{[int(np.sum(res['bit_accuracy'][i] >= 0.9)) for i in range(E)]}.",
         "",
         f"**Fixed points** of the zero-input map ({sc.fp_starts} searches per member started on its trajectory, "
         f"Adam {sc.fp_steps} steps then 20 Newton steps, q < 1e-7, merged within 0.05): stable points per member "
@@ -563,6 +576,11 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, n
                     ["cube score R² (uncentred SVD)", f"{r['cube_r2_uncentred_svd']:.4f}"],
                     ["angles between bit axes (°)", f"{r['angle_01']:.1f}, {r['angle_02']:.1f}, {r['angle_12']:.1f}"],
                     ["variance in top 3 PCs", f"{r['pc3_variance']:.3f}"],
+                    ["shortest / longest bit axis", f"{r['axis_ratio']:.3f}"],
+                    [
+                        "sign accuracy of bits 0, 1, 2 on the test sequence",
+                        f"{r['bit0_accuracy']:.3f}, {r['bit1_accuracy']:.3f}, {r['bit2_accuracy']:.3f}",
+                    ],
                     [
                         "fixed points: stable / saddle / unstable",
                         f"{r['fp_stable']} / {r['fp_saddle']} / {r['fp_unstable']} ({sc.ref_starts} searches)",
