@@ -250,6 +250,7 @@ def run_named(
     matched = [c for c in comp if c.get("original") is not None]
     agree = [c for c in matched if c["agrees"]]
     better = [c for c in matched if not c["agrees"] and c["difference"] < 0]
+    flat = [r for r in rows if r["distance_mean"] >= 1.9 and r["rate"] == 0]
     ref_note = ""
     if reference is not None:
         rx, ry = reference[:, 0], reference[:, 1]
@@ -271,6 +272,17 @@ def run_named(
         f"{_trend(rows, x)}{ref_note} Reading of the original's scale: ~1.0 is near perfect, ~1.95 an output that "
         "stays at baseline.",
         "",
+        *(
+            [
+                f"{len(flat)} of {len(rows)} points ({', '.join(str(r[x]) for r in flat)}) sit at the level of an "
+                "output that stays at baseline (mean distance ≥ 1.9, no member succeeds): those networks did not "
+                "learn the task within the scale's training, so there the comparison measures training length rather "
+                "than memory capacity.",
+                "",
+            ]
+            if flat
+            else []
+        ),
         *(
             [
                 f"Points where jaxrnn is lower (better) than the original: {', '.join(str(c['x']) for c in better)}. "
