@@ -95,6 +95,21 @@ class Trained(NamedTuple):
     seconds: float  # training wall time (as stored in the run directory when reused)
 
 
+#: Evaluations of finished run directories already computed in this process, keyed by (run dir, n_eval,
+#: success_at): studies run one after another (e.g. the success table, then spectral migration on the same runs)
+#: evaluate each ensemble once.
+_EVALUATIONS: dict[tuple[str, int, float], Evaluation] = {}
+
+
+def _evaluate_run(run_dir: Path, config: TrainConfig, params, protocol: Protocol) -> Evaluation:
+    key = (str(Path(run_dir).resolve()), protocol.n_eval, protocol.success_at)
+    if key not in _EVALUATIONS:
+        _EVALUATIONS[key] = evaluate(
+            config.task, config.net, params, n_trials=protocol.n_eval, success_at=protocol.success_at
+        )
+    return _EVALUATIONS[key]
+
+
 def log(message: str) -> None:
     """Progress line on stderr (studies run for minutes; their numbers go to files, not here)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -154,7 +169,7 @@ def train_or_load(
         params_init, params_final = ens.params_init, ens.params_final
         loss, stop, diverged = ens.loss, ens.stop_epoch, ens.diverged
         reused = False
-    ev = evaluate(config.task, config.net, params_final, n_trials=protocol.n_eval, success_at=protocol.success_at)
+    ev = _evaluate_run(run_dir, config, params_final, protocol)
     if not reused:
         ens = Ensemble(ids, params_init, params_final, loss, stop, diverged)
         save_run(run_dir, config, ens, ev, seed=seed, hparams=hparams, extra={"train_seconds": seconds})
@@ -178,7 +193,7 @@ def from_run(run_dir: Path, protocol: Protocol) -> Trained:
     """A `Trained` from an existing run directory (any config), evaluated with `protocol`'s n_eval."""
     run = load_run(run_dir)
     cfg = run.config
-    ev = evaluate(cfg.task, cfg.net, run.params_final, n_trials=protocol.n_eval, success_at=protocol.success_at)
+    ev = _evaluate_run(Path(run_dir), cfg, run.params_final, protocol)
     epochs_run = np.where(run.stop_epoch > 0, run.stop_epoch, cfg.epochs)
     return Trained(
         cfg, Path(run_dir), True, run.params_init, run.params_final, run.loss, epochs_run, run.diverged, ev, 0.0

@@ -54,10 +54,10 @@ class Scale:
 SCALES = {
     "smoke": Scale(
         delays=(20, 150),
-        sizes=(8, 12),
+        sizes=(8,),
         members=2,
         protocol=_SMOKE,
-        reduced="Smoke test only (CI): N = 8 (sizes 8, 12), two points, one epoch of 64 trials; numbers mean nothing.",
+        reduced="Smoke test only (CI): N = 8, two delays (one size), one epoch of 64 trials; numbers mean nothing.",
     ),
     "cpu": Scale(
         delays=(30, 60, 90, 120, 150, 170),
