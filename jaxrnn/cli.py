@@ -516,6 +516,7 @@ def _one_per_condition(condition, k: int):
 
 def _cmd_plot(args) -> int:
     import jax
+
     from jaxrnn import store
     from jaxrnn.evaluate import heldout_trials
     from jaxrnn.network import outputs
@@ -580,6 +581,7 @@ def _cmd_sample(args) -> int:
         _check_file_out(Path(args.plot), "--plot")
 
     import jax
+
     from jaxrnn import store
 
     keys = jax.random.split(jax.random.key(args.seed), args.trials)
@@ -826,8 +828,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench",
         help="run a throughput benchmark (benchmarks/NAME.py of a checkout)",
-        description="Run benchmarks/NAME.py (ensemble_scaling, units_scaling, length_scaling, baselines); it "
-        "writes results/benchmarks/NAME.{csv,md,png}. Options after NAME go to the script, e.g. --smoke.",
+        description="Run benchmarks/NAME.py (ensemble_scaling, units_scaling, length_scaling, baselines, "
+        "trainer_setup); it writes results/benchmarks/NAME.{csv,md,png}. Options after NAME go to the script, "
+        "e.g. --smoke.",
     )
     p.add_argument("name", metavar="NAME", help="benchmark name")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark script")

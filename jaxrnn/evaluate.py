@@ -8,12 +8,12 @@ All members see the same held-out trials.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import Array
 
 from jaxrnn.network import NetConfig, Params, outputs
 from jaxrnn.tasks import Task, Trial
@@ -36,7 +36,13 @@ class Evaluation(NamedTuple):
 def heldout_trials(task: Task, n_trials: int = 512, seed: int = 0) -> Trial:
     """`n_trials` held-out trials (trial axis first), the same for every member."""
     key = jax.random.fold_in(jax.random.key(seed), EVAL_STREAM)
-    return jax.jit(jax.vmap(task.sample))(jax.random.split(key, n_trials))
+    return _sampler(task)(jax.random.split(key, n_trials))
+
+
+@functools.lru_cache(maxsize=64)
+def _sampler(task: Task):
+    """jit(vmap(task.sample)), built once per task."""
+    return jax.jit(jax.vmap(task.sample))
 
 
 def _member_metrics(params: Params, trials: Trial, task: Task, net: NetConfig):
@@ -55,14 +61,17 @@ def _member_metrics(params: Params, trials: Trial, task: Task, net: NetConfig):
     return mse, jnp.mean(dist), sem, by_cond, jnp.mean(correct), finite
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled_metrics(task: Task, net: NetConfig, batch: int):
+    """The jitted metrics of every member (lax.map over members, `batch` at a time), built once per config."""
+    return jax.jit(lambda p, tr: jax.lax.map(lambda q: _member_metrics(q, tr, task, net), p, batch_size=batch))
+
+
 def evaluate_on(
     task: Task, net: NetConfig, params: Params, trials: Trial, success_at: float = 0.9, batch: int = 16
 ) -> Evaluation:
     """Evaluate every member of `params` (member axis first) on the given trials."""
-    fn = jax.jit(
-        lambda p, tr: jax.lax.map(lambda q: _member_metrics(q, tr, task, net), p, batch_size=batch)
-    )
-    mse, dist, sem, by_cond, acc, finite = jax.tree.map(np.asarray, fn(params, trials))
+    mse, dist, sem, by_cond, acc, finite = jax.tree.map(np.asarray, _compiled_metrics(task, net, batch)(params, trials))
     success = finite & (acc >= success_at)
     return Evaluation(mse, dist, sem, by_cond, acc, finite, success)
 

@@ -24,7 +24,8 @@ import dataclasses
 import functools
 import math
 import os
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -118,7 +119,7 @@ class TrainConfig:
             raise ValueError(f"train: threshold must be >= 0, got {self.threshold}")
         if self.clip_norm is not None and self.clip_norm <= 0:
             raise ValueError(f"train: clip_norm must be > 0 or None, got {self.clip_norm}")
-        self.net  # validates the network fields
+        _ = self.net  # validates the network fields
 
     @property
     def net(self) -> NetConfig:
@@ -374,13 +375,14 @@ def fit(
         parts_state, parts_loss = [], []
         for lo in range(0, E, chunk):
             hi = min(lo + chunk, E)
-            s = jax.tree.map(lambda x: _pad(jnp.asarray(x[lo:hi]), chunk), state)
+            s = jax.tree.map(lambda x, lo=lo, hi=hi: _pad(jnp.asarray(x[lo:hi]), chunk), state)
             k = _pad(keys[lo:hi], chunk)
             if sharding is not None:
                 s, k = jax.device_put((s, k), sharding)
-            s, l = v_run(s, k, hparams)
-            parts_state.append(jax.tree.map(lambda x: np.asarray(x)[: hi - lo], s))
-            parts_loss.append(np.asarray(l)[: hi - lo])
+            s, chunk_loss = v_run(s, k, hparams)
+            n_real = hi - lo
+            parts_state.append(jax.tree.map(lambda x, n=n_real: np.asarray(x)[:n], s))
+            parts_loss.append(np.asarray(chunk_loss)[:n_real])
         state = jax.tree.map(lambda *xs: np.concatenate(xs), *parts_state)
         loss[:, done : done + n] = np.concatenate(parts_loss)
         done += n

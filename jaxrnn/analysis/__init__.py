@@ -1,1 +1,3 @@
-"""Analyses of trained ensembles. They return numbers (arrays, dataclasses); `jaxrnn.plots` draws them. Import submodules directly."""
+"""Analyses of trained ensembles. They return numbers (arrays, dataclasses); `jaxrnn.plots` draws them.
+
+Import submodules directly."""

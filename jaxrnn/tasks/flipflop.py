@@ -140,7 +140,8 @@ class FlipFlop3(Task):
     @property
     def conditions(self) -> tuple[str, ...]:
         """Final memory state, one sign per bit, bit 0 first (e.g. "+-+")."""
-        return tuple("".join("-+"[(c >> (self.n_bits - 1 - b)) & 1] for b in range(self.n_bits)) for c in range(2**self.n_bits))
+        n = self.n_bits
+        return tuple("".join("-+"[(c >> (n - 1 - b)) & 1] for b in range(n)) for c in range(2**n))
 
     def _channel(self, key):
         k1, k2, k3, kv1, kv = jax.random.split(key, 5)

@@ -4,8 +4,8 @@ Source: Jarne & Laje 2019 (arXiv 1906.01094) and katejarne/RNN_study_with_keras.
 
 time reproduction — T = 300; a pulse (or none) on [50, 70), its 20 samples smoothed by a normalised 10-point
 Hann window; the target is 0.045 except on [70 + delay, 90 + delay), where it is a bump (a box of 20 convolved
-with 0.055 · gaussian(20, σ = 12), peak 0.985) on pulse trials and 0 on no-pulse trials (as the original); Gaussian noise of std 0.03 on the input and on the target; delay 20
-(up to 210).
+with 0.055 · gaussian(20, σ = 12), peak 0.985) on pulse trials and 0 on no-pulse trials (as the original);
+Gaussian noise of std 0.03 on the input and on the target; delay 20 (up to 210).
 
 oscillation — T = 420; a pulse (or none) on [100, 120), Hann(10)-smoothed; on pulse trials the target is a sine
 of period 35 steps and amplitude 1.74 on [160, 380), phase 130° at t = 160 (the original network's); 0 elsewhere
