@@ -51,8 +51,8 @@ SCALES = {
     "cpu": Scale(
         tuple(np.round(np.linspace(0, 1, 51), 4)),
         128,
-        "Reduced to fit 2 CPU cores: the AND ensemble of the success table's cpu scale (5 epochs × 2,560 trials, "
-        "lr 1e-3, 8 members; paper: 20 × 15,000 at lr 1e-4, 20 networks), 128 held-out trials per level "
+        "Reduced to fit 2 CPU cores: the AND ensemble of the success table's cpu scale (10 epochs × 2,560 trials, "
+        "lr 3e-4, 8 members; paper: 20 × 15,000 at lr 1e-4, 20 networks), 128 held-out trials per level "
         "(32 per condition).",
     ),
     "paper": Scale(tuple(np.round(np.linspace(0, 1, 51), 4)), 512, "The original protocol, 20 members."),
