@@ -136,5 +136,8 @@ def test_and_ensemble_learns():
     ens = fit(cfg, 0, range(16), hparams=Hparams(lr=3e-4))
     ev = evaluate(cfg.task, cfg.net, ens.params_final)
     elapsed = time.perf_counter() - t
-    print(f"AND ensemble: 16 members x 8 epochs x 6400 trials in {elapsed:.0f} s; success {ev.success.mean():.2f}")
+    print(
+        f"AND ensemble: 16 members x {cfg.epochs} epochs x {cfg.n_train} trials in {elapsed:.0f} s; "
+        f"success {ev.success.mean():.2f}"
+    )
     assert ev.success.mean() >= 0.75
