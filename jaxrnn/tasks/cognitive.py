@@ -100,6 +100,10 @@ class _Decision(Task):
     def response_start(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _check_coherences(self) -> None:
+        _check(self, len(self.coherences) >= 1, "coherences", "must hold at least one coherence")
+        _check(self, all(c >= 0 for c in self.coherences), "coherences", f"must be >= 0, got {self.coherences}")
+
     def _check_timing(self, **durations: int) -> None:
         for name, value in durations.items():
             _check(self, value >= 0, name, f"must be >= 0 steps, got {value}")
@@ -153,8 +157,7 @@ class PerceptualDM(_Decision):
     def __post_init__(self):
         object.__setattr__(self, "coherences", tuple(float(c) for c in self.coherences))  # hashable, even from a list
         super().__post_init__()
-        _check(self, len(self.coherences) >= 1, "coherences", "must hold at least one coherence")
-        _check(self, all(c >= 0 for c in self.coherences), "coherences", f"must be >= 0, got {self.coherences}")
+        self._check_coherences()
         self._check_timing(fixation=self.fixation, stimulus=self.stimulus, delay=self.delay)
         _check(self, self.stimulus > 0, "stimulus", "must last at least one step")
 
@@ -212,8 +215,7 @@ class ContextDM(_Decision):
     def __post_init__(self):
         object.__setattr__(self, "coherences", tuple(float(c) for c in self.coherences))  # hashable, even from a list
         super().__post_init__()
-        _check(self, len(self.coherences) >= 1, "coherences", "must hold at least one coherence")
-        _check(self, all(c >= 0 for c in self.coherences), "coherences", f"must be >= 0, got {self.coherences}")
+        self._check_coherences()
         self._check_timing(fixation=self.fixation, stimulus=self.stimulus, delay=self.delay)
         _check(self, self.stimulus > 0, "stimulus", "must last at least one step")
 
