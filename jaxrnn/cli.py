@@ -502,10 +502,13 @@ def _cmd_plot(args) -> int:
 
     from jaxrnn import store
     from jaxrnn.evaluate import heldout_trials
-    from jaxrnn.network import outputs
+    from jaxrnn.network import effective_params, outputs, require_rate_rnn
     from jaxrnn.plots import run as plots
 
     run = store.load_run(args.run_dir)
+    require_rate_rnn(run.config.net, "`jaxrnn plot` (eigenvalues and W_rec figures)")
+    eff = lambda p: {k: np.asarray(v) for k, v in effective_params(p, run.config.net).items()}  # noqa: E731
+    run = run._replace(params_init=eff(run.params_init), params_final=eff(run.params_final))
     rows = store.load_members_table(args.run_dir)
     fig_dir = Path(args.run_dir) / store.FIGURES
     _check_dir_out(fig_dir, "figures")

@@ -5,8 +5,25 @@
 with a = dt / tau. With a = 1 and tanh this is exactly Keras `SimpleRNN` + `Dense`, the model of Jarne & Laje 2019.
 Math orientation: `W[i, j]` is the weight from unit j to unit i (Keras stores the transposes).
 
-Parameters are a plain dict pytree: `W_in` (N, n_in), `W_rec` (N, N), `W_out` (n_out, N), `b_out` (n_out,), and `b`
-(N,) only when the RNN bias is on.
+Parameters are a plain dict pytree: `W_in` (N, n_in), `W_rec` (N, N), `W_out` (n_out, N), `b_out` (n_out,), `b`
+(N,) only when the RNN bias is on, `h0` (N,) only with a trainable initial state, and `rec_mask` (N, N) only with a
+sparse recurrent matrix.
+
+Constraints (Song, Yang & Wang 2016, PLoS Comput Biol 12:e1004792, "Training excitatory-inhibitory recurrent neural
+networks for cognitive tasks"). `params["W_rec"]` is always the FREE parameter; the network runs on the EFFECTIVE
+matrix `recurrent_weights(params, cfg)`:
+
+    W_eff = |W_rec| · D ⊙ M   (Dale's law on)            W_eff = W_rec ⊙ M   (off)
+
+with D = diag(+1 for the first round(e_fraction · N) units, the excitatory ones, -1 for the rest) acting on columns
+(the sign of a weight is that of its PRESYNAPTIC unit j) and M the fixed 0/1 sparsity mask (`rec_mask`, never trained:
+its gradient is stopped, so Adam leaves it exactly as drawn). Training cannot flip a sign or revive a masked weight.
+The map is idempotent (W_eff of an effective matrix is itself), so `effective_params` may be applied to parameters
+before any analysis (spectra, lesions, fixed points) and the network still computes the same thing.
+
+Gated cells (`cell` "gru" or "lstm", for comparison with the rate RNN) are plain dicts too: `W_x` (G·N, n_in),
+`W_h` (G·N, N), `b_h` (G·N,), `W_out`, `b_out` and optionally `h0`, with G = 3 (GRU) or 4 (LSTM) gate blocks stacked
+in the order given in `_gru_step` / `_lstm_step`. They have no single W_rec: spectral and lesion analyses refuse them.
 """
 
 from __future__ import annotations
@@ -21,6 +38,8 @@ from jax import Array
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus, "sigmoid": jax.nn.sigmoid}
 INITS = ("orthogonal", "normal")
+CELLS = ("rnn", "gru", "lstm")
+_GATES = {"gru": 3, "lstm": 4}
 
 Params = dict[str, Array]
 
@@ -36,6 +55,12 @@ class NetConfig:
         activation: one of ACTIVATIONS.
         bias: whether the recurrent layer has a bias b.
         init: recurrent initializer, "orthogonal" (gain · Q) or "normal" (N(0, gain² / N)).
+        cell: "rnn" (the rate RNN above), "gru" or "lstm" (gated cells; alpha 1, tanh, no Dale, no sparsity).
+        dale: Dale's law, the sign of every weight fixed by its presynaptic unit (column); see the module docstring.
+        e_fraction: fraction of excitatory units with `dale` (their count is round(e_fraction · N), half up).
+        sparsity: fraction of recurrent connections removed by a fixed random mask, in [0, 1) (exactly
+            round(sparsity · N²) of them); the connection probability is 1 - sparsity.
+        train_h0: the initial state h0 is a trained parameter (zero at init) instead of fixed at 0.
     """
 
     n_in: int
@@ -45,6 +70,11 @@ class NetConfig:
     activation: str = "tanh"
     bias: bool = False
     init: str = "orthogonal"
+    cell: str = "rnn"
+    dale: bool = False
+    e_fraction: float = 0.8
+    sparsity: float = 0.0
+    train_h0: bool = False
 
     def __post_init__(self):
         for name in ("n_in", "n_out", "units"):
@@ -56,6 +86,36 @@ class NetConfig:
             raise ValueError(f"network: unknown activation {self.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
         if self.init not in INITS:
             raise ValueError(f"network: unknown init {self.init!r}; allowed: {', '.join(INITS)}")
+        if self.cell not in CELLS:
+            raise ValueError(f"network: unknown cell {self.cell!r}; allowed: {', '.join(CELLS)}")
+        if not 0.0 < self.e_fraction < 1.0:
+            raise ValueError(f"network: e_fraction must lie in (0, 1), got {self.e_fraction}")
+        if not 0.0 <= self.sparsity < 1.0:
+            raise ValueError(
+                f"network: sparsity (fraction of recurrent connections removed) must lie in [0, 1), got {self.sparsity}"
+            )
+        if self.dale and not 1 <= self.n_exc <= self.units - 1:
+            raise ValueError(
+                f"network: dale needs at least one excitatory and one inhibitory unit; e_fraction={self.e_fraction} "
+                f"of units={self.units} gives {self.n_exc} excitatory"
+            )
+        if self.cell != "rnn":
+            for name, bad in (
+                ("dale", self.dale),
+                ("sparsity", self.sparsity > 0),
+                ("alpha", self.alpha != 1.0),
+                ("activation", self.activation != "tanh"),
+            ):
+                if bad:
+                    raise ValueError(
+                        f"network: {name}={getattr(self, name)!r} applies to the rate RNN only, not to "
+                        f"cell={self.cell!r} (gated cells use alpha 1, tanh, no Dale, no sparsity)"
+                    )
+
+    @property
+    def n_exc(self) -> int:
+        """Number of excitatory units under Dale's law: round(e_fraction · N), halves rounded up."""
+        return int(math.floor(self.e_fraction * self.units + 0.5))
 
 
 def glorot_uniform(key: Array, shape: tuple[int, int]) -> Array:
@@ -73,50 +133,222 @@ def init_recurrent(key: Array, units: int, init: str, gain: float | Array = 1.0)
     raise ValueError(f"network: unknown init {init!r}; allowed: {', '.join(INITS)}")
 
 
+def dale_signs(cfg: NetConfig) -> Array:
+    """(N,) presynaptic signs: +1 for the first `cfg.n_exc` (excitatory) units, -1 for the rest; all +1 without Dale."""
+    if not cfg.dale:
+        return jnp.ones(cfg.units, jnp.float32)
+    return jnp.where(jnp.arange(cfg.units) < cfg.n_exc, 1.0, -1.0).astype(jnp.float32)
+
+
+def sparsity_mask(key: Array, cfg: NetConfig) -> Array:
+    """(N, N) fixed 0/1 mask with exactly round(sparsity · N²) zeros at uniformly random positions."""
+    n = cfg.units * cfg.units
+    removed = int(math.floor(cfg.sparsity * n + 0.5))
+    rank = jnp.argsort(jax.random.uniform(key, (n,)))
+    return (rank >= removed).astype(jnp.float32).reshape(cfg.units, cfg.units)
+
+
+def _last_axis(v: Array, ndim: int) -> Array:
+    """(N,) reshaped to broadcast along the last axis of an `ndim`-dimensional array (leading member axes)."""
+    return v.reshape((1,) * (ndim - 1) + v.shape)
+
+
+def recurrent_weights(params: Params, cfg: NetConfig) -> Array:
+    """The effective recurrent matrix W_eff (the module docstring): |W_rec| · D ⊙ M with Dale, W_rec ⊙ M without.
+
+    Every consumer of the recurrent weights (forward passes, spectra, lesions, fixed points) goes through here.
+    Works on one network (N, N) or a stack with leading member axes (E, N, N). Idempotent.
+    """
+    if cfg.cell != "rnn":
+        raise ValueError(f"network: cell={cfg.cell!r} has no single recurrent matrix W_rec (rate RNN only)")
+    W = params["W_rec"]
+    if cfg.dale:
+        W = jnp.abs(W) * _last_axis(dale_signs(cfg), W.ndim)
+    if "rec_mask" in params:
+        W = W * jax.lax.stop_gradient(params["rec_mask"])
+    return W
+
+
+def effective_params(params: Params, cfg: NetConfig) -> Params:
+    """`params` with `W_rec` replaced by the effective matrix (one network or a member stack); for the analyses.
+
+    The forward pass gives the same outputs on these (the map is idempotent). Gated cells are returned unchanged.
+    """
+    if cfg.cell != "rnn" or not (cfg.dale or "rec_mask" in params):
+        return params
+    return {**params, "W_rec": recurrent_weights(params, cfg)}
+
+
+def require_rate_rnn(cfg: NetConfig, what: str) -> None:
+    """Raise a readable ValueError when an analysis that needs the rate RNN's W_rec meets a gated cell."""
+    if cfg.cell != "rnn":
+        raise ValueError(f"{what} needs the rate RNN's recurrent matrix W_rec; cell={cfg.cell!r} has none")
+
+
+def init_dale_recurrent(key: Array, cfg: NetConfig, gain: float | Array = 1.0, mask: Array | None = None) -> Array:
+    """Balanced excitatory-inhibitory recurrent init: the EFFECTIVE matrix (N, N), column signs `dale_signs(cfg)`.
+
+    Magnitudes: |X| of a standard normal matrix (`normal`) or of √N · Q, Q Haar-orthogonal (`orthogonal`; a matrix
+    whose columns have fixed signs and whose rows sum to zero is singular, so no Dale matrix is orthogonal: here
+    the init differs from `normal` only in the law of the magnitudes). Masked entries are zero. Balance: in every
+    row the inhibitory weights are scaled so that they cancel the excitatory ones exactly (row sums 0: the E and I
+    inputs to every unit cancel for uniform presynaptic rates; Song, Yang & Wang 2016, Methods; this removes the
+    outlier eigenvalue of the mean connectivity, Rajan & Abbott 2006, Phys Rev Lett 97:188104). Scale: the matrix
+    is divided by its bulk radius estimate r = sqrt(Σ_ij (W_ij - m_c(j))² / N), m_c(j) the mean weight of column
+    j's class (E or I), and multiplied by `gain`: by the circular law for E/I column variances (Rajan & Abbott 2006)
+    the eigenvalues then fill a disc of radius ≈ gain (its edge fluctuates by O(N^-1/2); there is no outlier).
+    """
+    N = cfg.units
+    if cfg.init == "orthogonal":
+        mag = math.sqrt(N) * jnp.abs(jax.nn.initializers.orthogonal()(key, (N, N), jnp.float32))
+    else:
+        mag = jnp.abs(jax.random.normal(key, (N, N), jnp.float32))
+    if mask is not None:
+        mag = mag * mask
+    exc = dale_signs(cfg) > 0  # (N,) columns
+    e_in = jnp.sum(jnp.where(exc[None, :], mag, 0.0), axis=1)  # (N,) total excitatory input weight per row
+    i_in = jnp.sum(jnp.where(exc[None, :], 0.0, mag), axis=1)
+    scale_i = jnp.where(i_in > 0, e_in / jnp.where(i_in > 0, i_in, 1.0), 1.0)  # rows without I weights stay as drawn
+    W = jnp.where(exc[None, :], mag, -mag * scale_i[:, None])
+    m_e = jnp.sum(jnp.where(exc[None, :], W, 0.0)) / (N * cfg.n_exc)
+    m_i = jnp.sum(jnp.where(exc[None, :], 0.0, W)) / (N * (N - cfg.n_exc))
+    centred = W - jnp.where(exc, m_e, m_i)[None, :]
+    radius = jnp.sqrt(jnp.sum(centred**2) / N)
+    return gain * W / radius
+
+
 def init_params(key: Array, cfg: NetConfig, gain: float | Array = 1.0) -> Params:
-    """Initial parameters of one network (Keras defaults: Glorot-uniform kernels, zero biases)."""
+    """Initial parameters of one network (Keras defaults: Glorot-uniform kernels, zero biases).
+
+    With a sparsity mask the recurrent init is multiplied by 1/sqrt(1 - sparsity), so the bulk radius stays ≈ gain;
+    with Dale's law the free `W_rec` holds the magnitudes of `init_dale_recurrent` (its effective matrix is that).
+    The mask is drawn from its own key (`fold_in(key, 1)`), so the other parameters do not depend on it.
+    """
+    if cfg.cell != "rnn":
+        return _init_gated(key, cfg, gain)
     key_in, key_rec, key_out = jax.random.split(key, 3)
+    mask = sparsity_mask(jax.random.fold_in(key, 1), cfg) if cfg.sparsity > 0 else None
+    if cfg.dale:
+        W_rec = jnp.abs(init_dale_recurrent(key_rec, cfg, gain, mask))
+    else:
+        W_rec = init_recurrent(key_rec, cfg.units, cfg.init, gain)
+        if mask is not None:
+            W_rec = W_rec * mask / math.sqrt(1.0 - cfg.sparsity)
     params = {
         "W_in": glorot_uniform(key_in, (cfg.units, cfg.n_in)),
-        "W_rec": init_recurrent(key_rec, cfg.units, cfg.init, gain),
+        "W_rec": W_rec,
         "W_out": glorot_uniform(key_out, (cfg.n_out, cfg.units)),
         "b_out": jnp.zeros(cfg.n_out, jnp.float32),
     }
     if cfg.bias:
         params["b"] = jnp.zeros(cfg.units, jnp.float32)
+    if cfg.train_h0:
+        params["h0"] = jnp.zeros(cfg.units, jnp.float32)
+    if mask is not None:
+        params["rec_mask"] = mask
     return params
 
 
-def forward(params: Params, inputs: Array, cfg: NetConfig) -> tuple[Array, Array]:
+def _init_gated(key: Array, cfg: NetConfig, gain: float | Array) -> Params:
+    """GRU / LSTM parameters, Keras defaults: Glorot-uniform input kernels per gate, recurrent kernels per gate
+    block from `init_recurrent` (orthogonal or normal, gain), zero biases except the LSTM forget gate's 1
+    (Keras `unit_forget_bias`; Jozefowicz, Zaremba & Sutskever 2015)."""
+    G, N = _GATES[cfg.cell], cfg.units
+    key_in, key_rec, key_out = jax.random.split(key, 3)
+    W_x = jnp.concatenate([glorot_uniform(k, (N, cfg.n_in)) for k in jax.random.split(key_in, G)])
+    W_h = jnp.concatenate([init_recurrent(k, N, cfg.init, gain) for k in jax.random.split(key_rec, G)])
+    b_h = jnp.zeros(G * N, jnp.float32)
+    if cfg.cell == "lstm":
+        b_h = b_h.at[N : 2 * N].set(1.0)  # forget gate
+    params = {
+        "W_x": W_x,
+        "W_h": W_h,
+        "b_h": b_h,
+        "W_out": glorot_uniform(key_out, (cfg.n_out, N)),
+        "b_out": jnp.zeros(cfg.n_out, jnp.float32),
+    }
+    if cfg.train_h0:
+        params["h0"] = jnp.zeros(N, jnp.float32)
+    return params
+
+
+def _gru_step(params: Params, h: Array, u: Array) -> Array:
+    """One GRU step (Cho et al. 2014, with the reset gate applied after the recurrent matmul as in Keras/cuDNN):
+    gates (r, z, n) stacked in that order; u = W_x x + b_h is the input part (3N,)."""
+    N = h.shape[-1]
+    rh = params["W_h"] @ h
+    r = jax.nn.sigmoid(u[:N] + rh[:N])
+    z = jax.nn.sigmoid(u[N : 2 * N] + rh[N : 2 * N])
+    n = jnp.tanh(u[2 * N :] + r * rh[2 * N :])
+    return (1.0 - z) * n + z * h
+
+
+def _lstm_step(params: Params, hc: tuple[Array, Array], u: Array) -> tuple[Array, Array]:
+    """One LSTM step (Hochreiter & Schmidhuber 1997 with a forget gate, Gers et al. 2000): gates (i, f, g, o)."""
+    h, c = hc
+    N = h.shape[-1]
+    a = u + params["W_h"] @ h
+    i, f = jax.nn.sigmoid(a[:N]), jax.nn.sigmoid(a[N : 2 * N])
+    g, o = jnp.tanh(a[2 * N : 3 * N]), jax.nn.sigmoid(a[3 * N :])
+    c = f * c + i * g
+    return o * jnp.tanh(c), c
+
+
+def _forward_gated(params: Params, inputs: Array, cfg: NetConfig) -> tuple[Array, Array]:
+    drive = inputs @ params["W_x"].T + params["b_h"][None, :]  # (T, G·N)
+    h0 = params["h0"] if "h0" in params else jnp.zeros(cfg.units, drive.dtype)
+    if cfg.cell == "gru":
+
+        def step(h, u):
+            h = _gru_step(params, h, u)
+            return h, h
+
+        _, states = jax.lax.scan(step, h0, drive)
+    else:
+
+        def step(hc, u):
+            hc = _lstm_step(params, hc, u)
+            return hc, hc[0]
+
+        _, states = jax.lax.scan(step, (h0, jnp.zeros_like(h0)), drive)
+    return states @ params["W_out"].T + params["b_out"][None, :], states
+
+
+def forward(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None) -> tuple[Array, Array]:
     """Run one network on one trial.
 
     Args:
         params: one network's parameters.
         inputs: (T, n_in).
         cfg: the network's static config.
+        noise: (T, N) added to the pre-activation drive at every step (recurrent noise; rate RNN only), or None.
     Returns:
         outputs (T, n_out) and hidden states (T, N).
     """
+    if cfg.cell != "rnn":
+        return _forward_gated(params, inputs, cfg)
     act = ACTIVATIONS[cfg.activation]
     a = cfg.alpha
     drive = inputs @ params["W_in"].T  # the input projection of every step at once, (T, N)
     if "b" in params:
         drive = drive + params["b"][None, :]
-    W_rec = params["W_rec"]
+    if noise is not None:
+        drive = drive + noise
+    W_rec = recurrent_weights(params, cfg)
 
     def step(h, u):
         h = h + a * (-h + act(W_rec @ h + u)) if a != 1.0 else act(W_rec @ h + u)
         return h, h
 
-    h0 = jnp.zeros(W_rec.shape[0], drive.dtype)
+    h0 = params["h0"] if "h0" in params else jnp.zeros(W_rec.shape[0], drive.dtype)
     _, states = jax.lax.scan(step, h0, drive)
     outputs = states @ params["W_out"].T + params["b_out"][None, :]
     return outputs, states
 
 
-def outputs(params: Params, inputs: Array, cfg: NetConfig) -> Array:
+def outputs(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None) -> Array:
     """The readout (T, n_out) of one network on one trial."""
-    return forward(params, inputs, cfg)[0]
+    return forward(params, inputs, cfg, noise)[0]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -136,13 +368,14 @@ def _act_and_slope(name: str, z: Array) -> tuple[Array, Array]:
     return r, slope
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _recurrence(W_rec: Array, drive: Array, alpha: float, activation: str) -> Array:
-    """States h_t (T, B, N) of h_t = (1 - a) h_{t-1} + a act(W_rec h_{t-1} + drive_t), h_0 = 0; drive (T, B, N)."""
-    return _recurrence_fwd(W_rec, drive, alpha, activation)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _recurrence(W_rec: Array, drive: Array, h0: Array, alpha: float, activation: str) -> Array:
+    """States h_t (T, B, N) of h_t = (1 - a) h_{t-1} + a act(W_rec h_{t-1} + drive_t) from h0 (B, N); drive (T, B, N)
+    (time-major)."""
+    return _recurrence_fwd(W_rec, drive, h0, alpha, activation)[0]
 
 
-def _recurrence_fwd(W_rec, drive, alpha, activation):
+def _recurrence_fwd(W_rec, drive, h0, alpha, activation):
     act = ACTIVATIONS[activation]
     need_slope = not (activation == "tanh" and alpha == 1.0)  # for tanh at a = 1 the slope is 1 - h_t^2
 
@@ -155,13 +388,12 @@ def _recurrence_fwd(W_rec, drive, alpha, activation):
         h = r if alpha == 1.0 else h + alpha * (r - h)
         return h, (h, slope)
 
-    h0 = jnp.zeros(drive.shape[1:], drive.dtype)
     _, (states, slopes) = jax.lax.scan(step, h0, drive)
-    return states, (W_rec, states, slopes)
+    return states, (W_rec, h0, states, slopes)
 
 
 def _recurrence_bwd(alpha, activation, residuals, g_states):
-    W_rec, states, slopes = residuals
+    W_rec, h0, states, slopes = residuals
     tanh_shortcut = slopes is None  # tanh at a = 1: act'(z_t) = 1 - h_t^2, computed in the step (no extra array)
 
     def step(dh, xs):
@@ -175,17 +407,19 @@ def _recurrence_bwd(alpha, activation, residuals, g_states):
         return dh_prev, dz
 
     dh_last = jnp.zeros(states.shape[1:], states.dtype)
-    _, dz = jax.lax.scan(step, dh_last, (g_states, states if tanh_shortcut else slopes), reverse=True)
-    # dW_rec = sum_t dz_t^T h_{t-1} (h_0 = 0): one matmul over all steps and trials, no shifted copy of the states
+    dh0, dz = jax.lax.scan(step, dh_last, (g_states, states if tanh_shortcut else slopes), reverse=True)
+    # dW_rec = sum_t dz_t^T h_{t-1}: one matmul over all steps and trials, no shifted copy of the states, plus the
+    # first step's term dz_1^T h_0 (zero unless h0 is trained)
     N = states.shape[-1]
     dW_rec = jax.lax.dot_general(dz[1:].reshape(-1, N), states[:-1].reshape(-1, N), (((0,), (0,)), ((), ())))
-    return dW_rec, dz
+    dW_rec = dW_rec + dz[0].T @ h0
+    return dW_rec, dz, dh0
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
-def forward_batch(params: Params, inputs: Array, cfg: NetConfig) -> tuple[Array, Array]:
+def forward_batch(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None) -> tuple[Array, Array]:
     """Run one network on a batch of trials, with the fast hand-written backward pass (for training).
 
     Same math as `forward` vmapped over trials; gradients match autodiff through `forward` (tests/test_fast.py).
@@ -195,19 +429,28 @@ def forward_batch(params: Params, inputs: Array, cfg: NetConfig) -> tuple[Array,
         params: one network's parameters.
         inputs: (B, T, n_in).
         cfg: the network's static config.
+        noise: (B, T, N) recurrent noise added to the pre-activation drive (as in `forward`), or None.
     Returns:
         outputs (B, T, n_out) and hidden states (B, T, N). Unused states cost nothing under jit.
     """
+    if cfg.cell != "rnn":  # gated cells: autodiff through `forward`
+        outs, states = jax.vmap(lambda x: _forward_gated(params, x, cfg))(inputs)
+        return outs, states
     # the input projection of all steps and trials as one matmul, time-major (T, B, N); transposing the small
     # inputs first is cheaper than writing the large drive transposed
     drive = jnp.swapaxes(inputs, 0, 1) @ params["W_in"].T
     if "b" in params:
         drive = drive + params["b"][None, None, :]
-    states = _recurrence(params["W_rec"], drive, float(cfg.alpha), cfg.activation)  # (T, B, N)
+    if noise is not None:
+        drive = drive + jnp.swapaxes(noise, 0, 1)
+    B, N = inputs.shape[0], cfg.units
+    h0 = jnp.broadcast_to(params["h0"][None, :], (B, N)) if "h0" in params else jnp.zeros((B, N), drive.dtype)
+    W_rec = recurrent_weights(params, cfg)  # |.|·D and the mask by autodiff, outside the custom VJP
+    states = _recurrence(W_rec, drive, h0, float(cfg.alpha), cfg.activation)  # (T, B, N)
     outs = jnp.einsum("tbn,on->bto", states, params["W_out"]) + params["b_out"][None, None, :]
     return outs, jnp.transpose(states, (1, 0, 2))
 
 
-def outputs_batch(params: Params, inputs: Array, cfg: NetConfig) -> Array:
+def outputs_batch(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None) -> Array:
     """The readout (B, T, n_out) of one network on a batch of trials (B, T, n_in), fast backward pass."""
-    return forward_batch(params, inputs, cfg)[0]
+    return forward_batch(params, inputs, cfg, noise)[0]

@@ -4,7 +4,9 @@ A run directory holds
 
     config.json    the full TrainConfig (task and its parameters included), seed, hparams, member ids, the jaxrnn,
                    jax and jaxlib versions, the device kind and count, the command line, `complete`, and `extra`
-    params.npz     initial and final parameters, keys `init/<name>` and `final/<name>`, member axis first
+    params.npz     initial and final parameters, keys `init/<name>` and `final/<name>`, member axis first (the FREE
+                   parameters: with Dale's law or a sparsity mask, `jaxrnn.network.effective_params` gives W_eff;
+                   the mask itself is the parameter `rec_mask`)
     history.npz    `loss` (E, epochs), `stop_epoch` (E,), `diverged` (E,), `members` (E,)
     members.csv    one row per member: member, seed, final_loss, mse, distance, accuracy, success, stop_epoch, diverged
     checkpoint.npz while training: the flattened TrainState (optimizer state included) and the loss so far
@@ -447,16 +449,12 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 def expected_param_shapes(config: TrainConfig) -> dict[str, tuple[int, ...]]:
     """Parameter names and per-member shapes of the network of `config`."""
-    net = config.net
-    shapes = {
-        "W_in": (net.units, net.n_in),
-        "W_rec": (net.units, net.units),
-        "W_out": (net.n_out, net.units),
-        "b_out": (net.n_out,),
-    }
-    if net.bias:
-        shapes["b"] = (net.units,)
-    return shapes
+    import jax
+
+    from jaxrnn.network import init_params
+
+    shapes = jax.eval_shape(lambda k: init_params(k, config.net), jax.random.key(0))  # no computation
+    return {k: tuple(v.shape) for k, v in shapes.items()}
 
 
 def _check_arrays(path: Path, arrays: dict, expected: dict[str, tuple]) -> None:

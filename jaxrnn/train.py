@@ -16,6 +16,15 @@ Protocols (DESIGN.md §3):
     stopping once the epoch's mean training loss falls below the task's threshold (its updates are masked).
   * `online`: fresh trials at every update.
 A member whose loss or gradient becomes non-finite is frozen at its last finite parameters and marked diverged.
+
+Regularisation during training only (evaluation is noise-free): recurrent noise `rec_noise` (added to the
+pre-activation drive) and input noise `in_noise` (added to the inputs, on top of any noise the task itself puts in its
+trials), both Gaussian with std sqrt(2 / alpha) · sigma at every step, the Euler discretisation of white noise of
+strength sigma in tau dx/dt = -x + ... (Song, Yang & Wang 2016, PLoS Comput Biol, Eqs. 1-2); L2 penalties
+`l2_weights` · (Σ W_in² + Σ W_eff² + Σ W_out², sums of squared entries; gated cells: W_x, W_h, W_out) and
+`l2_rates` · mean over trials, steps and units of h² (Song et al. 2016). The gradient is that of MSE + penalties; the
+loss reported per epoch, and compared with the early-stop threshold, is the task MSE alone (with the training noise),
+so thresholds mean the same with and without penalties.
 """
 
 from __future__ import annotations
@@ -33,10 +42,11 @@ import numpy as np
 import optax
 from jax import Array
 
-from jaxrnn.network import NetConfig, Params, init_params, outputs, outputs_batch
+from jaxrnn.network import NetConfig, Params, forward, forward_batch, init_params, recurrent_weights
 from jaxrnn.tasks import Task, Trial
 
 PROTOCOLS = ("paper", "online")
+NOISE_STREAM = 0x4015E  # training-noise keys: fold_in(member_key, NOISE_STREAM), apart from the rest
 
 #: Train with the hand-written backward pass of `network.forward_batch` (False: autodiff through `forward`, the
 #: reference it is tested against). Read when a config is first compiled (`compiled` caches).
@@ -82,6 +92,10 @@ class TrainConfig:
         threshold: early-stop loss threshold (0 = never stop early).
         shared_data: all members train on one set of trials (the original) rather than their own.
         data_seed: the seed of that shared set.
+        cell: "rnn" | "gru" | "lstm". dale, e_fraction, sparsity, train_h0: network constraints (see
+            `jaxrnn.network.NetConfig`).
+        rec_noise, in_noise: std sigma of the recurrent and input noise during training (per step sqrt(2/alpha)·sigma;
+            module docstring). l2_weights, l2_rates: coefficients of the L2 penalties (module docstring).
     """
 
     task: Task
@@ -102,6 +116,15 @@ class TrainConfig:
     threshold: float | None = None
     shared_data: bool = False
     data_seed: int = 0
+    cell: str = "rnn"
+    dale: bool = False
+    e_fraction: float = 0.8
+    sparsity: float = 0.0
+    train_h0: bool = False
+    rec_noise: float = 0.0
+    in_noise: float = 0.0
+    l2_weights: float = 0.0
+    l2_rates: float = 0.0
 
     def __post_init__(self):
         preset = {**_DEFAULTS, **PAPER.get(self.task.name, {})}
@@ -119,6 +142,12 @@ class TrainConfig:
             raise ValueError(f"train: threshold must be >= 0, got {self.threshold}")
         if self.clip_norm is not None and self.clip_norm <= 0:
             raise ValueError(f"train: clip_norm must be > 0 or None, got {self.clip_norm}")
+        for name in ("rec_noise", "in_noise", "l2_weights", "l2_rates"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"train: {name} must be a finite number >= 0, got {value}")
+        if self.rec_noise > 0 and self.cell != "rnn":
+            raise ValueError(f"train: rec_noise applies to the rate RNN only, not to cell={self.cell!r}")
         _ = self.net  # validates the network fields
 
     @property
@@ -131,6 +160,11 @@ class TrainConfig:
             activation=self.activation,
             bias=self.bias,
             init=self.init,
+            cell=self.cell,
+            dale=self.dale,
+            e_fraction=self.e_fraction,
+            sparsity=self.sparsity,
+            train_h0=self.train_h0,
         )
 
     @property
@@ -174,18 +208,56 @@ def _keys(member_key: Array, config: TrainConfig) -> tuple[Array, Array, Array]:
     return key_init, key_data, key_shuffle
 
 
+def penalties(params: Params, states: Array, config: TrainConfig) -> Array:
+    """The L2 terms added to the training loss (module docstring); 0 when both coefficients are 0.
+
+    Args:
+        params: one network's parameters. states: its hidden states on the batch (B, T, N).
+    """
+    total = jnp.zeros((), jnp.float32)
+    if config.l2_weights > 0:
+        if config.cell == "rnn":
+            mats = (params["W_in"], recurrent_weights(params, config.net), params["W_out"])
+        else:
+            mats = (params["W_x"], params["W_h"], params["W_out"])
+        total = total + config.l2_weights * sum(jnp.sum(w**2) for w in mats)
+    if config.l2_rates > 0:
+        total = total + config.l2_rates * jnp.mean(states**2)
+    return total
+
+
+def make_loss(config: TrainConfig) -> Callable:
+    """`loss_fn(params, trials, noise_key) -> (MSE + penalties, MSE)` of one network on a batch of trials (trial axis
+    first), with the training noise of `config` drawn from `noise_key` (unused when both noises are 0)."""
+    net = config.net
+
+    def loss_fn(params, trials, noise_key):
+        inputs, rec = trials.inputs, None
+        key_in, key_rec = jax.random.split(noise_key)
+        scale = math.sqrt(2.0 / config.alpha)
+        if config.in_noise > 0:
+            inputs = inputs + scale * config.in_noise * jax.random.normal(key_in, inputs.shape, inputs.dtype)
+        if config.rec_noise > 0:
+            shape = (*inputs.shape[:2], config.units)
+            rec = scale * config.rec_noise * jax.random.normal(key_rec, shape, inputs.dtype)
+        if _FAST_BACKWARD:  # hand-written backward pass (network.forward_batch)
+            out, states = forward_batch(params, inputs, net, rec)
+        else:  # the reference: autodiff through `forward`, vmapped over the batch
+            noise_axis = None if rec is None else 0
+            out, states = jax.vmap(forward, in_axes=(None, 0, None, noise_axis))(params, inputs, net, rec)
+        mse = masked_mse(out, trials)
+        return mse + penalties(params, states, config), mse
+
+    return loss_fn
+
+
 def make_train(config: TrainConfig) -> tuple[Callable, Callable]:
     """Build the pure per-member functions `init(member_key, hparams)` and
     `run_epochs(state, member_key, hparams, n_epochs)` for `config`."""
     task, net = config.task, config.net
     B, S = config.batch_size, config.steps_per_epoch
 
-    def loss_fn(params, trials):
-        if _FAST_BACKWARD:  # hand-written backward pass (network.forward_batch)
-            out = outputs_batch(params, trials.inputs, net)
-        else:  # the reference: autodiff through `forward`, vmapped over the batch
-            out = jax.vmap(outputs, in_axes=(None, 0, None))(params, trials.inputs, net)
-        return masked_mse(out, trials)
+    loss_fn = make_loss(config)
 
     def init(member_key, hparams):
         key_init, _, _ = _keys(member_key, config)
@@ -201,13 +273,12 @@ def make_train(config: TrainConfig) -> tuple[Callable, Callable]:
         order = jax.random.permutation(jax.random.fold_in(key_shuffle, epoch), config.n_train)
         return train_keys[order[: S * B].reshape(S, B)]
 
-    def update(carry, keys, optimizer):
+    def update(carry, xs, optimizer):
         params, opt_state, active = carry
+        keys, noise_key = xs
         trials = jax.vmap(task.sample)(keys)
-        loss, grads = jax.value_and_grad(loss_fn)(params, trials)
-        finite = jnp.isfinite(loss) & jnp.all(
-            jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
-        )
+        (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, trials, noise_key)
+        finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
         updates, new_opt = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         keep = active & finite
@@ -219,8 +290,9 @@ def make_train(config: TrainConfig) -> tuple[Callable, Callable]:
         optimizer = make_optimizer(config, hparams.lr)
         active = (state.stop_epoch == 0) & ~state.diverged
         keys = epoch_trial_keys(key_data, key_shuffle, state.epoch)
+        noise_keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(member_key, NOISE_STREAM), state.epoch), S)
         (params, opt_state, still), losses = jax.lax.scan(
-            functools.partial(update, optimizer=optimizer), (state.params, state.opt_state, active), keys
+            functools.partial(update, optimizer=optimizer), (state.params, state.opt_state, active), (keys, noise_keys)
         )
         diverged = state.diverged | (active & ~still)
         loss = jnp.mean(losses)

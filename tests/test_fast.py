@@ -20,6 +20,8 @@ def _ensemble(cfg):
     if cfg.bias:  # a nonzero bias, so its gradient path is exercised
         params["b"] = 0.3 * jax.random.normal(jax.random.key(5), (E, cfg.units))
     params["b_out"] = 0.1 * jax.random.normal(jax.random.key(6), (E, cfg.n_out))
+    if cfg.train_h0:  # a nonzero initial state, so dW_rec's first-step term h0 is exercised
+        params["h0"] = 0.5 * jax.random.normal(jax.random.key(7), (E, cfg.units))
     x = jax.random.normal(jax.random.key(1), (E, B, T, cfg.n_in))
     target = jax.random.normal(jax.random.key(2), (E, B, T, cfg.n_out))
     return params, x, target
@@ -35,17 +37,28 @@ def _loss_fast(params, x, target, cfg):
 
 
 @pytest.mark.parametrize(
-    "bias, alpha, activation",
-    [(False, 1.0, "tanh"), (True, 1.0, "tanh"), (False, 0.2, "tanh"), (True, 0.2, "tanh"), (True, 0.2, "softplus")],
+    "bias, alpha, activation, extra",
+    [
+        (False, 1.0, "tanh", {}),
+        (True, 1.0, "tanh", {}),
+        (False, 0.2, "tanh", {}),
+        (True, 0.2, "tanh", {}),
+        (True, 0.2, "softplus", {}),
+        (False, 1.0, "tanh", dict(train_h0=True)),
+        (True, 0.2, "tanh", dict(train_h0=True, dale=True, sparsity=0.3)),
+    ],
 )
-def test_gradients_equal_autodiff_under_vmap(bias, alpha, activation):
-    cfg = NetConfig(n_in=2, n_out=3, units=8, bias=bias, alpha=alpha, activation=activation)
+def test_gradients_equal_autodiff_under_vmap(bias, alpha, activation, extra):
+    cfg = NetConfig(n_in=2, n_out=3, units=8, bias=bias, alpha=alpha, activation=activation, **extra)
     params, x, target = _ensemble(cfg)
     vg = lambda loss: jax.jit(jax.vmap(jax.value_and_grad(lambda p, a, b: loss(p, a, b, cfg))))  # noqa: E731
     (l_ref, g_ref), (l_fast, g_fast) = vg(_loss_reference)(params, x, target), vg(_loss_fast)(params, x, target)
     np.testing.assert_allclose(l_fast, l_ref, rtol=1e-5)
     assert set(g_fast) == set(params)
     for name in g_ref:
+        if name == "rec_mask":  # fixed, never trained: no gradient either way
+            assert float(jnp.max(jnp.abs(g_fast[name]))) == 0.0 and float(jnp.max(jnp.abs(g_ref[name]))) == 0.0
+            continue
         assert float(jnp.max(jnp.abs(g_ref[name]))) > 0, name  # the comparison is not vacuous
         np.testing.assert_allclose(g_fast[name], g_ref[name], rtol=1e-4, atol=1e-6, err_msg=name)
 

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from jax import Array
 
-from jaxrnn.network import ACTIVATIONS, NetConfig, Params
+from jaxrnn.network import ACTIVATIONS, NetConfig, Params, recurrent_weights, require_rate_rnn
 
 KINDS = ("stable", "saddle", "unstable")
 
@@ -56,16 +56,18 @@ class FixedPoints(NamedTuple):
 
 def network_map(params: Params, cfg: NetConfig, x: Array | None = None) -> Callable[[Array], Array]:
     """F: (N,) -> (N,), one step of the network with constant input x (n_in,), zero when None."""
+    require_rate_rnn(cfg, "fixed-point analysis")
     act = ACTIVATIONS[cfg.activation]
     a = cfg.alpha
-    u = jnp.zeros(params["W_rec"].shape[0], params["W_rec"].dtype)
+    W_rec = recurrent_weights(params, cfg)  # the effective matrix (Dale's law, sparsity mask)
+    u = jnp.zeros(W_rec.shape[0], W_rec.dtype)
     if x is not None:
         u = u + params["W_in"] @ jnp.asarray(x, params["W_in"].dtype)
     if "b" in params:
         u = u + params["b"]
 
     def F(h):
-        r = act(params["W_rec"] @ h + u)
+        r = act(W_rec @ h + u)
         return r if a == 1.0 else h + a * (r - h)
 
     return F

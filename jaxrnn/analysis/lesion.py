@@ -25,7 +25,7 @@ import numpy as np
 from jax import Array
 
 from jaxrnn.evaluate import Evaluation, evaluate_on
-from jaxrnn.network import NetConfig, Params
+from jaxrnn.network import NetConfig, Params, effective_params, require_rate_rnn
 from jaxrnn.tasks import Task, Trial
 
 MODES = ("both_cumulative", "positive_cumulative", "negative_cumulative", "positive_bands", "negative_bands")
@@ -163,6 +163,8 @@ def lesion_curves(
     for mode in modes:
         _check_mode(mode)
     f = _check_fractions(fractions, "bands" if any(m.endswith("bands") for m in modes) else "cumulative")
+    require_rate_rnn(net, "lesion analysis")
+    params = effective_params(params, net)  # lesions act on the effective weights (Dale, sparsity mask)
     W = jnp.asarray(params["W_rec"])
     E, N = W.shape[0], W.shape[1]
     L, M = len(f), len(modes)

@@ -81,7 +81,8 @@ class Protocol:
 
 
 class Trained(NamedTuple):
-    """A trained (or reloaded) ensemble with its evaluation. Arrays have the member axis first."""
+    """A trained (or reloaded) ensemble with its evaluation. Arrays have the member axis first; `params_*["W_rec"]`
+    is the EFFECTIVE recurrent matrix (Dale's law and sparsity mask applied, `jaxrnn.network.effective_params`)."""
 
     config: TrainConfig
     run_dir: Path
@@ -179,8 +180,8 @@ def train_or_load(
         config,
         Path(run_dir),
         reused,
-        params_init,
-        params_final,
+        _effective(params_init, config),
+        _effective(params_final, config),
         np.asarray(loss),
         epochs_run,
         np.asarray(diverged),
@@ -196,8 +197,25 @@ def from_run(run_dir: Path, protocol: Protocol) -> Trained:
     ev = _evaluate_run(Path(run_dir), cfg, run.params_final, protocol)
     epochs_run = np.where(run.stop_epoch > 0, run.stop_epoch, cfg.epochs)
     return Trained(
-        cfg, Path(run_dir), True, run.params_init, run.params_final, run.loss, epochs_run, run.diverged, ev, 0.0
+        cfg,
+        Path(run_dir),
+        True,
+        _effective(run.params_init, cfg),
+        _effective(run.params_final, cfg),
+        run.loss,
+        epochs_run,
+        run.diverged,
+        ev,
+        0.0,
     )
+
+
+def _effective(params: dict, config: TrainConfig) -> dict:
+    """Host parameters with W_rec replaced by the effective matrix (Dale's law, sparsity mask), what the analyses
+    of the studies must see; unchanged for an unconstrained network (`jaxrnn.network.effective_params`)."""
+    from jaxrnn.network import effective_params
+
+    return {k: np.asarray(v) for k, v in effective_params(params, config.net).items()}
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""Network constraints and gated cells (issue 7): Dale's law, sparsity masks, training noise, trainable h0, L2
+penalties, GRU and LSTM. Tiny sizes; the learning checks are in the slow test at the end."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrnn.network import NetConfig, effective_params, forward, init_params, recurrent_weights
+from jaxrnn.tasks import make_task
+from jaxrnn.train import TrainConfig, fit, make_loss, penalties
+
+TASK = make_task("and", T=40, pulse_start=5, response_start=25)
+
+
+def _trials(n=8, seed=0):
+    return jax.vmap(TASK.sample)(jax.random.split(jax.random.key(seed), n))
+
+
+def test_dale_excitatory_count_is_exact_and_signs_per_column():
+    for units in (7, 50):
+        cfg = NetConfig(n_in=2, n_out=1, units=units, dale=True)
+        assert cfg.n_exc == int(np.floor(0.8 * units + 0.5))
+        W = np.asarray(recurrent_weights(init_params(jax.random.key(0), cfg), cfg))
+        assert np.all(W[:, : cfg.n_exc] >= 0) and np.all(W[:, cfg.n_exc :] <= 0)
+        assert np.sum(np.any(W > 0, axis=0)) == cfg.n_exc
+
+
+@pytest.mark.parametrize("init", ["normal", "orthogonal"])
+def test_dale_init_is_balanced_with_radius_gain(init):
+    cfg = NetConfig(n_in=2, n_out=1, units=200, dale=True, e_fraction=0.65, init=init)
+    W = np.asarray(recurrent_weights(init_params(jax.random.key(1), cfg, 1.5), cfg), np.float64)
+    rows = W.sum(axis=1)  # net input to each unit from uniform presynaptic rates
+    assert np.abs(rows.mean()) < 1e-3 * np.abs(W).sum(axis=1).mean() and rows.std() < 1e-4
+    radius = np.abs(np.linalg.eigvals(W)).max()
+    assert 1.5 * 0.85 < radius < 1.5 * 1.15
+
+
+def test_sparsity_mask_count_and_radius():
+    cfg = NetConfig(n_in=2, n_out=1, units=100, sparsity=0.75, init="normal")
+    p = init_params(jax.random.key(0), cfg)
+    assert int(np.sum(np.asarray(p["rec_mask"]) == 0)) == 7500
+    assert np.all(np.asarray(p["W_rec"])[np.asarray(p["rec_mask"]) == 0] == 0)
+    radius = np.abs(np.linalg.eigvals(np.asarray(p["W_rec"], np.float64))).max()
+    assert 0.8 < radius < 1.2
+
+
+def test_effective_params_is_idempotent_and_keeps_outputs():
+    cfg = NetConfig(n_in=2, n_out=1, units=10, dale=True, sparsity=0.3)
+    p = init_params(jax.random.key(2), cfg)
+    p = {**p, "W_rec": p["W_rec"] - 0.05}  # some free weights negative: |.| must act
+    eff = effective_params(p, cfg)
+    np.testing.assert_array_equal(recurrent_weights(eff, cfg), eff["W_rec"])
+    x = _trials(1).inputs[0]
+    np.testing.assert_allclose(forward(eff, x, cfg)[0], forward(p, x, cfg)[0], rtol=1e-6, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def constrained():
+    cfg = TrainConfig(
+        TASK, units=10, epochs=2, batch_size=8, n_train=32, threshold=0, dale=True, sparsity=0.3, train_h0=True
+    )
+    return cfg, fit(cfg, 0, range(2))
+
+
+def test_training_keeps_signs_mask_and_trains_h0(constrained):
+    cfg, ens = constrained
+    net = cfg.net
+    W0 = np.asarray(effective_params(ens.params_init, net)["W_rec"])
+    W1 = np.asarray(effective_params(ens.params_final, net)["W_rec"])
+    assert not np.allclose(W0, W1)  # it trained
+    assert np.all(W1[:, :, : net.n_exc] >= 0) and np.all(W1[:, :, net.n_exc :] <= 0)
+    mask = ens.params_final["rec_mask"]
+    np.testing.assert_array_equal(mask, ens.params_init["rec_mask"])  # the mask is fixed
+    assert np.all(W1[mask == 0] == 0) and np.all(ens.params_final["W_rec"][mask == 0] == 0)
+    assert np.all(ens.params_init["h0"] == 0) and np.any(ens.params_final["h0"] != 0)
+
+
+def test_noise_changes_loss_only_when_on_and_is_deterministic():
+    trials = _trials()
+    losses = {}
+    for name, kw in (("off", {}), ("rec", dict(rec_noise=0.5)), ("in", dict(in_noise=0.5))):
+        cfg = TrainConfig(TASK, units=8, batch_size=8, n_train=8, alpha=0.5, **kw)
+        params = init_params(jax.random.key(0), cfg.net)
+        loss_fn = jax.jit(make_loss(cfg))
+        a, b, c = (loss_fn(params, trials, jax.random.key(k))[1] for k in (1, 1, 2))
+        assert float(a) == float(b)  # same key, same noise
+        assert (float(a) == float(c)) == (name == "off")  # another key changes the loss only with noise on
+        losses[name] = float(a)
+    assert losses["rec"] != losses["off"] and losses["in"] != losses["off"]
+
+
+def test_l2_penalties_add_the_stated_terms():
+    trials = _trials()
+    base = TrainConfig(TASK, units=8, batch_size=8, n_train=8, dale=True)
+    cfg = TrainConfig(TASK, units=8, batch_size=8, n_train=8, dale=True, l2_weights=0.01, l2_rates=0.1)
+    params = init_params(jax.random.key(0), cfg.net)
+    params = {**params, "W_rec": params["W_rec"] - 0.02}
+    total, mse = make_loss(cfg)(params, trials, jax.random.key(0))
+    total0, mse0 = make_loss(base)(params, trials, jax.random.key(0))
+    states = jax.vmap(lambda x: forward(params, x, cfg.net)[1])(trials.inputs)
+    W_eff = recurrent_weights(params, cfg.net)
+    want = 0.01 * sum(float(jnp.sum(w**2)) for w in (params["W_in"], W_eff, params["W_out"]))
+    want += 0.1 * float(jnp.mean(states**2))
+    assert float(mse) == pytest.approx(float(mse0)) and float(total0) == pytest.approx(float(mse0))
+    assert float(total - mse) == pytest.approx(want, rel=1e-4)
+    assert float(penalties(params, states, cfg)) == pytest.approx(want, rel=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_cells_train_and_member_is_independent_of_ensemble(cell):
+    cfg = TrainConfig(TASK, units=8, epochs=4, batch_size=8, n_train=64, threshold=0, cell=cell, train_h0=True)
+    ens = fit(cfg, 0, range(2))
+    alone = fit(cfg, 0, [1])
+    assert np.all(np.isfinite(ens.loss)) and np.all(ens.loss[:, -1] < ens.loss[:, 0])
+    for k in ens.params_final:
+        np.testing.assert_allclose(alone.params_final[k][0], ens.params_final[k][1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(e_fraction=1.0), "e_fraction"),
+        (dict(e_fraction=0.0), "e_fraction"),
+        (dict(sparsity=1.0), "sparsity"),
+        (dict(sparsity=-0.1), "sparsity"),
+        (dict(cell="rnn2"), "cell"),
+        (dict(cell="gru", dale=True), "dale"),
+        (dict(cell="lstm", alpha=0.5), "alpha"),
+        (dict(cell="gru", rec_noise=0.1), "rec_noise"),
+        (dict(rec_noise=-1.0), "rec_noise"),
+        (dict(l2_rates=float("nan")), "l2_rates"),
+        (dict(dale=True, units=3, e_fraction=0.9), "dale"),
+    ],
+)
+def test_bad_constraint_configs(kw, field):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(TASK, **kw)
