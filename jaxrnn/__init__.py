@@ -1,7 +1,7 @@
 """jaxrnn: train ensembles of recurrent neural networks for computational neuroscience as one compiled program."""
 
 from jaxrnn.evaluate import Evaluation, evaluate, wilson_interval
-from jaxrnn.network import NetConfig, forward, init_params
+from jaxrnn.network import NetConfig, effective_params, forward, init_params
 from jaxrnn.tasks import TASKS, Task, Trial, make_task
 from jaxrnn.train import Ensemble, Hparams, TrainConfig, fit, make_train, member, member_keys, train
 
@@ -16,6 +16,7 @@ __all__ = [
     "Task",
     "TrainConfig",
     "Trial",
+    "effective_params",
     "evaluate",
     "fit",
     "forward",

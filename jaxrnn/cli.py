@@ -198,8 +198,49 @@ def _train_config(args):
         threshold=args.threshold,
         shared_data=args.shared_data,
         data_seed=args.data_seed,
+        cell=args.cell,
+        dale=args.dale,
+        e_fraction=args.e_fraction,
+        sparsity=args.sparsity,
+        train_h0=args.train_h0,
+        rec_noise=args.rec_noise,
+        in_noise=args.in_noise,
+        l2_weights=args.l2_weights,
+        l2_rates=args.l2_rates,
     )
     return config, Hparams(lr=args.lr, gain=args.gain)
+
+
+def _add_network_options(p, study: bool = False) -> None:
+    """--cell, --dale, --e-fraction, --sparsity (train and study); values are checked by NetConfig before any
+    compilation, with a message naming the field."""
+    p.add_argument(
+        "--cell",
+        choices=("rnn", "gru", "lstm"),
+        default=None if study else "rnn",
+        help="rnn: the rate RNN (default); gru, lstm: gated cells for comparison",
+    )
+    p.add_argument(
+        "--dale",
+        action="store_true",
+        default=None if study else False,
+        help="Dale's law: each unit's outgoing weights keep one sign (W_eff = |W|·D), balanced E/I init",
+    )
+    p.add_argument(
+        "--e-fraction",
+        type=float,
+        default=None if study else 0.8,
+        metavar="F",
+        help="with --dale: fraction of excitatory units, in (0, 1) (default 0.8)",
+    )
+    p.add_argument(
+        "--sparsity",
+        type=float,
+        default=None if study else 0.0,
+        metavar="S",
+        help="fraction of recurrent connections removed by a fixed random mask, in [0, 1) (default 0; "
+        "connection probability 1 - S)",
+    )
 
 
 def _prepare_run_dir(out: Path, config, seed, hparams, members, overwrite: bool) -> str:
@@ -610,7 +651,13 @@ def _cmd_study(args) -> int:
         store.load_meta(args.run)
     from jaxrnn.studies import run_study
 
-    result = run_study(args.name, scale=args.scale, members=args.members, out=args.out, run=args.run)
+    options = {k: getattr(args, k) for k in ("dale", "e_fraction", "sparsity", "cell")}
+    options = {k: v for k, v in options.items() if v is not None}
+    if options:  # validate before anything trains (NetConfig names the bad field)
+        from jaxrnn.network import NetConfig
+
+        NetConfig(n_in=1, n_out=1, units=50, **options)
+    result = run_study(args.name, scale=args.scale, members=args.members, out=args.out, run=args.run, **options)
     if result is not None:
         print(result)
     return 0
@@ -712,6 +759,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--alpha", type=_positive_float, default=1.0, help="dt/tau in (0, 1] (default 1 = Keras)")
     p.add_argument("--activation", default="tanh", help="tanh | relu | softplus | sigmoid (default tanh)")
+    _add_network_options(p)
+    p.add_argument("--train-h0", action="store_true", help="train the initial state h0 (default: fixed at 0)")
+    p.add_argument(
+        "--rec-noise",
+        type=_nonnegative_float,
+        default=0.0,
+        metavar="SIGMA",
+        help="recurrent noise during training, std sqrt(2/alpha)·SIGMA per step (Song et al. 2016; default 0)",
+    )
+    p.add_argument(
+        "--in-noise",
+        type=_nonnegative_float,
+        default=0.0,
+        metavar="SIGMA",
+        help="extra input noise during training, std sqrt(2/alpha)·SIGMA per step (default 0)",
+    )
+    p.add_argument(
+        "--l2-weights", type=_nonnegative_float, default=0.0, help="L2 penalty on W_in, W_rec (effective), W_out"
+    )
+    p.add_argument("--l2-rates", type=_nonnegative_float, default=0.0, help="L2 penalty on the mean squared rate")
     p.add_argument("--shared-data", action="store_true", help="all members train on one training set (original)")
     p.add_argument("--data-seed", type=_nonnegative_int, default=0, help="seed of the shared training set")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="root seed; member i uses fold_in(key(seed), i)")
@@ -796,6 +863,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=_positive_int, metavar="E", help="ensemble size per condition")
     p.add_argument("--out", metavar="DIR", help="output directory (default results/NAME)")
     p.add_argument("--run", metavar="RUN_DIR", help="analyse this run directory instead of training")
+    _add_network_options(p, study=True)
     p.set_defaults(func=_cmd_study)
 
     p = sub.add_parser(

@@ -12,7 +12,7 @@ import pytest
 from jaxrnn.analysis.lesion import lesion_ensemble
 from jaxrnn.evaluate import evaluate
 from jaxrnn.store import load_run
-from jaxrnn.studies import SCALES, STUDIES, memory, run_study, success_table
+from jaxrnn.studies import SCALES, STUDIES, ei_spectrum, memory, run_study, success_table
 from jaxrnn.studies import lesion as lesion_study
 
 ORDER = ("success_table", "spectral_migration", "lesion", "memory_delay", "memory_size")
@@ -136,3 +136,32 @@ def test_memory_curves(results, name):
         assert _f(r, "distance_mean") > 0 and _f(r, "distance_sem") >= 0
     if name == "memory_size":  # the point (delay 150, N = 8) is memory_delay's, reused
         assert not (results / name / "runs" / f"delay{memory.SIZE_DELAY}_N8").exists()
+
+
+def test_ei_spectrum_smoke(tmp_path):
+    out = run_study("ei_spectrum", scale="smoke", out=tmp_path / "ei_spectrum")
+    sc = ei_spectrum.SCALES["smoke"]
+    rows = _rows(out / "ei_spectrum.csv")
+    assert [(r["init"], float(r["e_fraction"]), int(r["units"])) for r in rows] == [
+        (i, f, n) for i in ei_spectrum.INITS for f in sc.fractions for n in sc.units
+    ]
+    for r in rows:
+        assert int(r["n_exc"]) == int(np.floor(float(r["e_fraction"]) * int(r["units"]) + 0.5))
+        assert 0 < _f(r, "trained_bulk_radius_median") <= _f(r, "trained_spectral_radius_median")
+        assert 0 <= _f(r, "trained_ring_index_median") <= 1
+    assert len(_rows(out / "ei_members.csv")) == sc.members * len(rows)
+    report = (out / "report.md").read_text()
+    for fact in ("command:", "scale: **smoke**", "CPU cores", "bulk radius", "](eigenvalues.png)", "](radius.png)"):
+        assert fact in report
+    run = load_run(next(p for p in (out / "runs").iterdir() if p.is_dir()))
+    assert run.config.dale and run.config.e_fraction == sc.fractions[0]
+
+
+def test_success_table_with_network_options(tmp_path):
+    """`--dale --sparsity` reach every ensemble, name its run directory and are stated in the report."""
+    out = run_study("success_table", scale="smoke", out=tmp_path / "st", dale=True, sparsity=0.5)
+    runs = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir())
+    assert runs == ["and_normal_dale0.8_sparsity0.5", "and_orthogonal_dale0.8_sparsity0.5"]
+    run = load_run(out / "runs" / runs[0])
+    assert run.config.dale and run.config.sparsity == 0.5 and "rec_mask" in run.params_final
+    assert "Dale's law with E fraction 0.8" in (out / "report.md").read_text()

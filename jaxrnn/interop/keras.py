@@ -414,12 +414,19 @@ def export_keras(params: dict, path: str | Path, optimizer: dict | None = None) 
 
     Args:
         params: one network's parameters (math orientation): W_in (N, n_in), W_rec (N, N), W_out (n_out, N),
-            b_out (n_out,), optional b (N,).
+            b_out (n_out,), optional b (N,). For a Dale or sparse network pass `jaxrnn.network.effective_params`
+            of its parameters without `rec_mask` (Keras has no such constraint); gated cells and a trained h0 have
+            no SimpleRNN equivalent and are refused.
         path: the file to write.
         optimizer: an optimizer config `{"class_name": "Adam", "lr": ..., ...}` to store in `training_config`.
     Returns:
         The path.
     """
+    extra = sorted(set(params) - {"W_in", "W_rec", "W_out", "b_out", "b"})
+    if extra:
+        raise KerasError(
+            f"export_keras: a Keras SimpleRNN has no parameters {extra} (rate RNN without h0 or mask only)"
+        )
     p = {k: np.asarray(v, np.float32) for k, v in params.items()}
     N, n_in = p["W_in"].shape
     n_out = p["W_out"].shape[0]

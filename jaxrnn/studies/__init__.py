@@ -17,7 +17,13 @@ STUDIES: dict[str, str] = {
     "memory_size": "jaxrnn.studies.memory",
     "lesion": "jaxrnn.studies.lesion",
     "flipflop3": "jaxrnn.studies.flipflop3",
+    "ei_spectrum": "jaxrnn.studies.ei_spectrum",
 }
+
+#: Network options a study may accept (`jaxrnn study NAME --dale --sparsity S --cell C`), passed as keyword
+#: arguments to its `run` (studies that take them: success_table, spectral_migration).
+OPTIONS: tuple[str, ...] = ("dale", "e_fraction", "sparsity", "cell")
+_TAKES_OPTIONS = ("success_table", "spectral_migration")
 
 SCALES: tuple[str, ...] = ("smoke", "cpu", "paper")
 
@@ -30,6 +36,7 @@ def run_study(
     members: int | None = None,
     out: str | Path | None = None,
     run: str | Path | None = None,
+    **options,
 ) -> Path:
     """Run one study and return the directory it wrote.
 
@@ -39,12 +46,14 @@ def run_study(
         members: ensemble size E per condition; None takes the scale's default.
         out: output directory; default `results/<name>`.
         run: an existing run directory to analyse instead of training (studies that take one, e.g. lesion).
+        **options: network options (`OPTIONS`: dale, e_fraction, sparsity, cell) for the studies that take them
+            (success_table, spectral_migration); their values are validated by `jaxrnn.network.NetConfig`.
 
     Returns:
         The output directory holding `report.md`, CSVs and PNGs.
 
     Raises:
-        ValueError: unknown study or scale.
+        ValueError: unknown study or scale, or options the study does not take.
     """
     if name not in STUDIES:
         raise ValueError(f"unknown study {name!r}; allowed: {', '.join(sorted(STUDIES))}")
@@ -52,8 +61,19 @@ def run_study(
         raise ValueError(f"unknown scale {scale!r}; allowed: {', '.join(SCALES)}")
     if members is not None and members < 1:
         raise ValueError(f"members must be >= 1, got {members}")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown study options {unknown}; allowed: {', '.join(OPTIONS)}")
+    options = {k: v for k, v in options.items() if v is not None}
+    if "e_fraction" in options and not options.get("dale"):
+        raise ValueError("study option e_fraction needs dale (--dale): without Dale's law there are no E units")
+    if options and name not in _TAKES_OPTIONS:
+        raise ValueError(
+            f"study {name!r} takes no network options ({', '.join(options)}); those that do: "
+            + ", ".join(_TAKES_OPTIONS)
+        )
     out_dir = Path(out) if out is not None else _RESULTS / name
     module = importlib.import_module(STUDIES[name])
     if hasattr(module, "run_named"):
         return module.run_named(name, scale, members, out_dir, run)
-    return module.run(scale, members, out_dir, None if run is None else Path(run))
+    return module.run(scale, members, out_dir, None if run is None else Path(run), **options)

@@ -111,8 +111,16 @@ def original_networks() -> list[dict]:
     return rows
 
 
-def run(scale: str = "smoke", members: int | None = None, out: Path | None = None, run: Path | None = None) -> Path:
-    """Run the spectral-migration study (see the module docstring); returns the output directory."""
+def run(
+    scale: str = "smoke", members: int | None = None, out: Path | None = None, run: Path | None = None, **options
+) -> Path:
+    """Run the spectral-migration study (see the module docstring); returns the output directory. `options`:
+    network options (dale, e_fraction, sparsity; the rate RNN only) for every ensemble, stated in the report; the
+    spectra are those of the effective matrix W_eff."""
+    if options.get("cell", "rnn") != "rnn":
+        raise ValueError(
+            f"spectral_migration needs the rate RNN's recurrent matrix W_rec; cell={options['cell']!r} has none"
+        )
     from jaxrnn.plots.studies import plot_spectra, plot_spectral_histograms
 
     t0 = time.time()
@@ -124,7 +132,7 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
     if run is not None:
         log("spectral_migration: --run is ignored (the study uses the success table's ensembles)")
     search = [out.parent / success_table.NAME / "runs", Path("results") / success_table.NAME / "runs"]
-    results = success_table.ensembles(scale, E, out / "runs", search)
+    results = success_table.ensembles(scale, E, out / "runs", search, options)
     reused = sum(tr.reused for tr in results.values())
     rows = member_rows(results)
     summ = summary_rows(rows)
@@ -179,6 +187,8 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
     succ = [r for r in rows if r["success"]]
     body = [
         "## Per task × init (medians over members, interquartile range in brackets)",
+        "",
+        f"Network: {success_table.describe_options(options)}; eigenvalues of the effective recurrent matrix.",
         "",
         table,
         "",

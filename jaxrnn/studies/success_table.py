@@ -97,23 +97,57 @@ SCALES = {
 }
 
 
-def ensembles(scale: str, members: int | None, runs_dir: Path, search=()) -> dict[tuple[str, str], Trained]:
+def options_tag(options: dict) -> str:
+    """Suffix of run directory names for network options ('' without any): e.g. '_dale0.8_sparsity0.5_gru'."""
+    tag = ""
+    if options.get("dale"):
+        tag += f"_dale{options.get('e_fraction', 0.8):g}"
+    if options.get("sparsity"):
+        tag += f"_sparsity{options['sparsity']:g}"
+    if options.get("cell", "rnn") != "rnn":
+        tag += f"_{options['cell']}"
+    return tag
+
+
+def describe_options(options: dict) -> str:
+    """The network options in words, for reports."""
+    if not options_tag(options):
+        return "rate RNN, no Dale's law, dense recurrent matrix (the original model)"
+    parts = [f"cell {options.get('cell', 'rnn')}"]
+    if options.get("dale"):
+        parts.append(f"Dale's law with E fraction {options.get('e_fraction', 0.8):g} (balanced E/I init)")
+    if options.get("sparsity"):
+        parts.append(
+            f"sparsity {options['sparsity']:g} (fixed mask, connection probability {1 - options['sparsity']:g})"
+        )
+    return ", ".join(parts)
+
+
+def ensembles(
+    scale: str, members: int | None, runs_dir: Path, search=(), options: dict | None = None
+) -> dict[tuple[str, str], Trained]:
     """Train (or reuse) every task × init ensemble of a scale.
 
     Args:
         scale: a key of SCALES. members: E (None = the scale's default).
-        runs_dir: where new run directories go (`<runs_dir>/<task>_<init>`). search: more folders to reuse from.
+        runs_dir: where new run directories go (`<runs_dir>/<task>_<init><options_tag>`). search: more folders to
+            reuse from.
+        options: network options (dale, e_fraction, sparsity, cell) applied to every TrainConfig.
     Returns:
         {(task, init): Trained}.
     """
     sc = SCALES[scale]
     E = members or sc.members
+    options = dict(options or {})
+    tag = options_tag(options)
     out = {}
     for task_name in sc.tasks:
         for init in INITS:
             cfg = sc.config(task_name, init)
+            if options:
+                cfg = dataclasses.replace(cfg, **options)
             out[(task_name, init)] = train_or_load(
-                cfg, runs_dir / f"{task_name}_{init}", members=E, protocol=sc.protocol, search=search
+                cfg, runs_dir / f"{task_name}_{init}{tag}", members=E, protocol=sc.protocol, search=search
             )
     return out
 
@@ -255,8 +289,11 @@ def _comparison(rows: list[dict]) -> list[str]:
     return lines
 
 
-def run(scale: str = "smoke", members: int | None = None, out: Path | None = None, run: Path | None = None) -> Path:
+def run(
+    scale: str = "smoke", members: int | None = None, out: Path | None = None, run: Path | None = None, **options
+) -> Path:
     """Run the success-table study; see the module docstring. `run` is not used (this study trains 14 ensembles).
+    `options`: network options (dale, e_fraction, sparsity, cell) for every ensemble, stated in the report.
 
     Returns:
         The output directory.
@@ -271,7 +308,7 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
     E = members or sc.members
     if run is not None:
         log("success_table: --run is ignored (the study trains one ensemble per task × init)")
-    results = ensembles(scale, E, out / "runs")
+    results = ensembles(scale, E, out / "runs", options=options)
     rows = table(results)
     write_csv(out / "success_table.csv", rows)
     md = _markdown(rows)
@@ -280,6 +317,8 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
     cfg0 = next(iter(results.values())).config
     body = [
         "## Success table",
+        "",
+        f"Network: {describe_options(options)}.",
         "",
         md,
         "",
