@@ -168,12 +168,13 @@ def _act_and_slope(name: str, z: Array) -> tuple[Array, Array]:
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _rnn(alpha: float, activation: str, W_rec, W_in, b, W_out, b_out, x):
-    """Readout z_t (T, B, n_out) and states h_t (T, B, N) of a batch of trials x (T, B, n_in), h_0 = 0."""
-    return _rnn_fwd(alpha, activation, W_rec, W_in, b, W_out, b_out, x)[0]
+def _rnn(alpha: float, activation: str, W_rec, W_in, b, W_out, b_out, h0, x, noise):
+    """Readout z_t (T, B, n_out) and states h_t (T, B, N) of a batch of trials x (T, B, n_in) from h0 (B, N);
+    `noise` (T, B, N) is added to the pre-activation at every step, or None."""
+    return _rnn_fwd(alpha, activation, W_rec, W_in, b, W_out, b_out, h0, x, noise)[0]
 
 
-def _rnn_fwd(alpha, activation, W_rec, W_in, b, W_out, b_out, x):
+def _rnn_fwd(alpha, activation, W_rec, W_in, b, W_out, b_out, h0, x, noise):
     act = ACTIVATIONS[activation]
     tanh_shortcut = activation == "tanh" and alpha == 1.0  # act'(z_t) = 1 - h_t^2: no slope to store
 
@@ -182,6 +183,8 @@ def _rnn_fwd(alpha, activation, W_rec, W_in, b, W_out, b_out, x):
     def step(carry, t):
         h, states, slopes = carry
         z = h @ W_rec.T + _proj(x[t], W_in) + b[None, :]
+        if noise is not None:
+            z = z + noise[t]
         if tanh_shortcut:
             r = act(z)
         else:
@@ -195,13 +198,13 @@ def _rnn_fwd(alpha, activation, W_rec, W_in, b, W_out, b_out, x):
     # vmap a carry keeps the member axis first, a stacked output puts time first and the backward pass (a residual,
     # member axis first) would copy all of it once per update.
     zeros = jnp.zeros((T, B, N), x.dtype)
-    init = (jnp.zeros((B, N), x.dtype), zeros, None if tanh_shortcut else zeros)
+    init = (h0, zeros, None if tanh_shortcut else zeros)
     (_, states, slopes), outs = jax.lax.scan(step, init, jnp.arange(T))
-    return (outs, states), (W_rec, W_in, W_out, x, states, slopes)
+    return (outs, states), (W_rec, W_in, W_out, h0, x, states, slopes)
 
 
 def _rnn_bwd(alpha, activation, residuals, cotangents):
-    W_rec, W_in, W_out, x, states, slopes = residuals
+    W_rec, W_in, W_out, h0, x, states, slopes = residuals
     g_outs, g_states = cotangents
     tanh_shortcut = slopes is None
     T = x.shape[0]
@@ -209,7 +212,7 @@ def _rnn_bwd(alpha, activation, residuals, cotangents):
     def step(carry, t):
         dh, dW_rec, dW_in, db, dW_out = carry
         h = states[t]
-        h_prev = jnp.where(t > 0, states[jnp.maximum(t - 1, 0)], 0.0)
+        h_prev = jnp.where(t > 0, states[jnp.maximum(t - 1, 0)], h0)
         g = g_outs[t]
         dW_out = dW_out + _outer_sum(g, h)
         dh = dh + g_states[t] + _proj(g, W_out.T)  # total cotangent of h_t
@@ -224,14 +227,14 @@ def _rnn_bwd(alpha, activation, residuals, cotangents):
         return (dh_prev, dW_rec, dW_in, db, dW_out), None
 
     zeros = jax.tree.map(jnp.zeros_like, (states[0], W_rec, W_in, W_rec[0], W_out))
-    (_, dW_rec, dW_in, db, dW_out), _ = jax.lax.scan(step, zeros, jnp.arange(T), reverse=True)
-    return dW_rec, dW_in, db, dW_out, jnp.sum(g_outs, (0, 1)), None
+    (dh0, dW_rec, dW_in, db, dW_out), _ = jax.lax.scan(step, zeros, jnp.arange(T), reverse=True)
+    return dW_rec, dW_in, db, dW_out, jnp.sum(g_outs, (0, 1)), dh0, None, None
 
 
 _rnn.defvjp(_rnn_fwd, _rnn_bwd)
 
 
-def forward_batch(params: Params, inputs: Array, cfg: NetConfig) -> tuple[Array, Array]:
+def forward_batch(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None) -> tuple[Array, Array]:
     """Run one network on a batch of trials, with the fast hand-written backward pass (for training).
 
     Same math as `forward` vmapped over trials; gradients match autodiff through `forward` (tests/test_fast.py).
@@ -241,17 +244,22 @@ def forward_batch(params: Params, inputs: Array, cfg: NetConfig) -> tuple[Array,
         params: one network's parameters.
         inputs: (B, T, n_in).
         cfg: the network's static config.
+        noise: (B, T, N) recurrent noise added to the pre-activation (as in `forward`), or None.
     Returns:
         outputs (B, T, n_out) and hidden states (B, T, N).
     """
-    b = params["b"] if "b" in params else jnp.zeros(params["W_rec"].shape[0], inputs.dtype)
+    B, N = inputs.shape[0], params["W_rec"].shape[0]
+    b = params["b"] if "b" in params else jnp.zeros(N, inputs.dtype)
+    h0 = jnp.broadcast_to(params["h0"][None, :], (B, N)) if "h0" in params else jnp.zeros((B, N), inputs.dtype)
     x = jnp.swapaxes(inputs, 0, 1)  # time-major (T, B, n_in): the scans step over the leading axis
+    noise = None if noise is None else jnp.swapaxes(noise, 0, 1)
+    W_rec = params["W_rec"]
     outs, states = _rnn(
-        float(cfg.alpha), cfg.activation, params["W_rec"], params["W_in"], b, params["W_out"], params["b_out"], x
+        float(cfg.alpha), cfg.activation, W_rec, params["W_in"], b, params["W_out"], params["b_out"], h0, x, noise
     )
     return jnp.swapaxes(outs, 0, 1), jnp.swapaxes(states, 0, 1)
 
 
-def outputs_batch(params: Params, inputs: Array, cfg: NetConfig) -> Array:
+def outputs_batch(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None) -> Array:
     """The readout (B, T, n_out) of one network on a batch of trials (B, T, n_in), fast backward pass."""
-    return forward_batch(params, inputs, cfg)[0]
+    return forward_batch(params, inputs, cfg, noise)[0]
