@@ -882,7 +882,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench",
         help="run a throughput benchmark (benchmarks/NAME.py of a checkout)",
-        description="Run benchmarks/NAME.py (ensemble_scaling, units_scaling, length_scaling, baselines, "
+        description="Run benchmarks/NAME.py (ensemble_scaling, units_scaling, length_scaling, baselines, train_cli, "
         "trainer_setup); it writes results/benchmarks/NAME.{csv,md,png}. Options after NAME go to the script, "
         "e.g. --smoke.",
     )

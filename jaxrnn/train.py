@@ -421,14 +421,42 @@ def fit(
 ) -> Ensemble:
     """Train an ensemble: members `members` (ids) of root seed `seed`.
 
+    In a multi-process run (after `jax.distributed.initialize`, e.g. one process per host) every process calls `fit`
+    with the same arguments; each trains its contiguous share of the members (`np.array_split` by process index) on
+    its own devices, and every process returns the whole ensemble, gathered, identical to a one-process run.
+
     Args:
-        state, loss: a TrainState and the loss array (E, epochs) to resume from (e.g. a checkpoint).
+        state, loss: a TrainState and the loss array (E, epochs) to resume from (e.g. a checkpoint), all members.
         chunk_size: members per compiled call (default: `default_chunk`).
         epochs_per_call: epochs per compiled call (default: all remaining); progress and checkpoints happen between
             calls. Results do not depend on either.
-        callback: called after every call with the host TrainState of all members and the loss so far.
+        callback: called after every call with the host TrainState of this process's members and their loss so far.
     """
     members = np.asarray(members)
+    n_proc = jax.process_count()
+    if n_proc == 1:
+        return _fit_local(config, seed, members, hparams, state, loss, chunk_size, epochs_per_call, callback)
+    if len(members) < n_proc:
+        raise ValueError(f"train: {len(members)} members cannot be split over {n_proc} processes")
+    parts = np.array_split(np.arange(len(members)), n_proc)
+    mine = parts[jax.process_index()]
+    if state is not None:
+        state, loss = jax.tree.map(lambda x: np.asarray(x)[mine], state), np.asarray(loss)[mine]
+    local = _fit_local(config, seed, members[mine], hparams, state, loss, chunk_size, epochs_per_call, callback)
+    return _gather_processes(local, [len(p) for p in parts])
+
+
+def _gather_processes(local: Ensemble, sizes: list[int]) -> Ensemble:
+    """Every process's members, in member order, on every process (shares padded to one size for the collective)."""
+    from jax.experimental import multihost_utils
+
+    padded = jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], max(sizes) - len(x), 0)]), local)
+    stacked = multihost_utils.process_allgather(padded, tiled=False)  # (processes, max(sizes), ...)
+    return jax.tree.map(lambda x: np.concatenate([np.asarray(x)[i, :n] for i, n in enumerate(sizes)]), stacked)
+
+
+def _fit_local(config, seed, members, hparams, state, loss, chunk_size, epochs_per_call, callback) -> Ensemble:
+    """`fit` on this process's devices."""
     E = len(members)
     keys = member_keys(seed, members)
     state0 = init_ensemble(config, seed, members, hparams)
