@@ -15,17 +15,19 @@ training. Definitions (per member):
     I): the edge of the bulk predicted from the entries by the circular law for E/I matrices (Rajan & Abbott 2006);
   * **outliers** (gap rule): sort |λ| descending, m_1 ≥ m_2 ≥ … ≥ m_N; the typical spacing at the edge is
     s = (m_{k+1} − m_{k+1+M}) / M (mean spacing per rank just below the candidates, k = 5, M = 10); the top j
-    eigenvalues are outliers for the largest j ≤ k with m_j − m_{j+1} > 60 · s (none if no such gap; 60 is above the largest ratio, 54, seen in 600 plain Ginibre spectra
-    with N = 50-200, whose 99th percentile is 34). The rule looks
-    only at gaps, so it puts no ceiling on the bulk edge (the earlier rule, |λ| > 1.25 · r_pred, capped the bulk
+    eigenvalues are outliers for the largest j ≤ k with m_j − m_{j+1} > 60 · s (none if no such gap; 60 is above
+    the largest ratio, 54, seen in 600 plain Ginibre spectra with N = 50-200, whose 99th percentile is 34). The rule
+    looks only at gaps, so it puts no ceiling on the bulk edge (the earlier rule, |λ| > 1.25 · r_pred, capped the bulk
     radius at 1.25 r_pred). The factors k, M, 60 are choices, checked on Ginibre spectra with and without planted
     outliers (tests/test_studies.py); a bulk-edge eigenvalue detached by an unusually large gap would count as an
     outlier;
-  * **bulk radius** r_bulk = m_{j+1}, the largest |λ| that is not an outlier: the measured edge of the bulk, the
-    radius the claim is judged on; **q90** = the 90th percentile of |λ|; **disc radius** R_q = q90 / sqrt(0.9), the
-    radius of a uniform disc with that q90: it assumes nothing about outliers (at most 10% of them), is exact for a
-    uniform disc and biased when the density inside the disc is not uniform, which for E/I matrices with unequal E
-    and I variances it is not (Rajan & Abbott 2006): a cross-check, not the claim's measure;
+  * **bulk radius** r_bulk = m_{j+1}, the largest |λ| that is not an outlier. Known failure at the cpu scale: on
+    trained N = 50 and 100 networks the rule finds no outliers (a detached pair near |λ| 1.4 against an edge near 1.1
+    is not a 60 · s gap there), so r_bulk equals the spectral radius; it is reported, but the claim is judged on R_q;
+  * **q90** = the 90th percentile of |λ|; **disc radius** R_q = q90 / sqrt(0.9), the radius of a uniform disc with
+    that q90: it assumes nothing about outliers (at most 10% of them), is exact for a uniform disc and biased when the
+    density inside the disc is not uniform, which for E/I matrices with unequal E and I variances it is not (Rajan &
+    Abbott 2006): the measure the claim is judged on, with that bias stated;
   * **inner radius** r_in = the 10th percentile of |λ|; **ring index** r_in / q90 (a uniform disc gives
     sqrt(0.1/0.9) ≈ 0.33, a thin ring ≈ 1); **spectral radius** = max |λ|.
 
@@ -323,12 +325,14 @@ def run(
         "|λ| sorted descending m_1 ≥ m_2 ≥ …, the typical edge spacing s = (m_{k+1} − m_{k+1+M}) / M "
         f"(k = {OUTLIER_CANDIDATES}, M = {SPACING_RANKS}), the top j eigenvalues are outliers for the largest j ≤ k "
         f"with m_j − m_(j+1) > {GAP_FACTOR:g} · s (0 if none); **bulk radius = the largest |λ| that is not an "
-        "outlier** (the measured edge of the bulk, the measure the claim is judged on below; unlike the earlier rule "
-        "|λ| > 1.25 × predicted radius it puts no ceiling on the bulk edge); initial and trained values use the same "
-        f"rule. **Disc radius R_q** = q90 / sqrt({BULK_QUANTILE:g}), q90 the {BULK_QUANTILE:.0%} quantile of |λ|: "
+        "outlier** (unlike the earlier rule |λ| > 1.25 × predicted radius it puts no ceiling on the bulk edge, but "
+        "on trained N = 50 and 100 networks it finds no outliers, so there it equals the spectral radius: shown, not "
+        "used for the verdict); initial and trained values use the same rule. "
+        f"**Disc radius R_q** = q90 / sqrt({BULK_QUANTILE:g}), q90 the {BULK_QUANTILE:.0%} quantile of |λ|: "
         "the radius of a uniform disc with that q90, independent of any outlier rule, exact for a uniform disc but "
         "biased when the density inside the disc is not uniform (low if it falls towards the edge, high if it rises), "
-        "as it is not when E and I weights have unequal variances (Rajan & Abbott 2006): a cross-check. Ring index = "
+        "as it is not when E and I weights have unequal variances (Rajan & Abbott 2006): **the measure the claim is "
+        "judged on below**. Ring index = "
         f"{INNER_QUANTILE:.0%} quantile / q90 "
         "(uniform disc ≈ 0.33, thin ring ≈ 1). Init: balanced E/I "
         "(every row sums to zero), bulk radius set to the gain 1 (`jaxrnn.network.init_dale_recurrent`); the "
@@ -344,13 +348,13 @@ def run(
         "The claim (seed slides): non-dominant eigenvalues of trained E/I networks lie in a disc (normal init) or a "
         "ring (orthogonal init) whose radius depends on neither the E/I fraction nor N. Measured here:",
         "",
-        "Judged on the bulk radius (gap rule):",
-        "",
-        *_verdict(rows),
-        "",
-        "Cross-check on the disc radius R_q (no outlier rule):",
+        "Judged on the disc radius R_q (no outlier rule):",
         "",
         *_verdict(rows, "trained_disc_radius_median", "disc radius R_q"),
+        "",
+        "For completeness, the gap-rule bulk radius (equals the spectral radius where the rule finds no outliers):",
+        "",
+        *_verdict(rows),
         "",
         f"Task learning: {successes} of {total} members succeed over all conditions. Whether these numbers support "
         "the claim is read off the spreads above: a spread across fractions or N comparable to the interquartile "
