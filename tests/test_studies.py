@@ -165,3 +165,25 @@ def test_success_table_with_network_options(tmp_path):
     run = load_run(out / "runs" / runs[0])
     assert run.config.dale and run.config.sparsity == 0.5 and "rec_mask" in run.params_final
     assert "Dale's law with E fraction 0.8" in (out / "report.md").read_text()
+
+
+def _ginibre_eigs(n: int, radius: float, seed: int) -> np.ndarray:
+    """Eigenvalues of an n × n Ginibre matrix scaled so its disc has `radius`."""
+    G = np.random.default_rng(seed).standard_normal((n, n)) * radius / np.sqrt(n)
+    return np.linalg.eigvals(G)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ei_bulk_edge_gap_rule(seed):
+    """The gap rule finds planted outliers and does not cap the bulk edge (the old 1.25 × r_pred cut did)."""
+    n, radius = 200, 1.3
+    eigs = _ginibre_eigs(n, radius, seed)
+    bulk, n_out = ei_spectrum.bulk_edge(np.abs(eigs))
+    assert n_out == 0 and bulk == pytest.approx(np.abs(eigs).max())
+    assert bulk == pytest.approx(radius, abs=0.12)
+    planted = np.concatenate([eigs[:-2], [2.5 * np.exp(0.3j), 2.5 * np.exp(-0.3j)]])
+    bulk, n_out = ei_spectrum.bulk_edge(np.abs(planted))
+    assert n_out == 2 and bulk > 1.25 and bulk == pytest.approx(radius, abs=0.12)
+    stats = ei_spectrum.spectrum_stats(planted[None], np.array([radius]))
+    assert stats["n_outliers"][0] == 2
+    assert stats["disc_radius"][0] == pytest.approx(radius, rel=0.08)
