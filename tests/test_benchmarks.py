@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-FAST = ["ensemble_scaling", "train_cli"]  # the rest are slow-marked, to keep CI short
+FAST = ["train_cli"]  # the rest are slow-marked, to keep CI short
 
 
 def _smoke(name, tmp_path):
@@ -32,6 +32,6 @@ def test_benchmark_smoke(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["units_scaling", "length_scaling", "baselines", "trainer_setup"])
+@pytest.mark.parametrize("name", ["ensemble_scaling", "units_scaling", "length_scaling", "baselines", "trainer_setup"])
 def test_benchmark_smoke_slow(name, tmp_path):
     _smoke(name, tmp_path)
