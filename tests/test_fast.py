@@ -36,6 +36,16 @@ def _loss_fast(params, x, target, cfg):
     return jnp.mean((forward_batch(params, x, cfg)[0] - target) ** 2)
 
 
+def _gradients_both_ways(cfg):
+    """Per-member loss gradients by autodiff through `forward` and by the fast path; losses checked equal."""
+    params, x, target = _ensemble(cfg)
+    vg = lambda loss: jax.jit(jax.vmap(jax.value_and_grad(lambda p, a, b: loss(p, a, b, cfg))))  # noqa: E731
+    (l_ref, g_ref), (l_fast, g_fast) = vg(_loss_reference)(params, x, target), vg(_loss_fast)(params, x, target)
+    np.testing.assert_allclose(l_fast, l_ref, rtol=1e-5)
+    assert set(g_fast) == set(params)
+    return g_ref, g_fast
+
+
 @pytest.mark.parametrize(
     "bias, alpha, activation, n_in, n_out",
     [
@@ -52,11 +62,7 @@ def _loss_fast(params, x, target, cfg):
 )
 def test_gradients_equal_autodiff_under_vmap(bias, alpha, activation, n_in, n_out):
     cfg = NetConfig(n_in=n_in, n_out=n_out, units=8, bias=bias, alpha=alpha, activation=activation)
-    params, x, target = _ensemble(cfg)
-    vg = lambda loss: jax.jit(jax.vmap(jax.value_and_grad(lambda p, a, b: loss(p, a, b, cfg))))  # noqa: E731
-    (l_ref, g_ref), (l_fast, g_fast) = vg(_loss_reference)(params, x, target), vg(_loss_fast)(params, x, target)
-    np.testing.assert_allclose(l_fast, l_ref, rtol=1e-5)
-    assert set(g_fast) == set(params)
+    g_ref, g_fast = _gradients_both_ways(cfg)
     for name in g_ref:
         assert float(jnp.max(jnp.abs(g_ref[name]))) > 0, name  # the comparison is not vacuous
         np.testing.assert_allclose(g_fast[name], g_ref[name], rtol=1e-4, atol=1e-6, err_msg=name)
@@ -114,11 +120,7 @@ def test_trainer_fast_path_equals_autodiff_trainer(monkeypatch):
 def test_constrained_gradients_equal_autodiff(extra):
     """A trained h0, Dale's law and a sparsity mask (W_eff formed outside the custom VJP) keep the gradients exact."""
     cfg = NetConfig(n_in=2, n_out=3, units=8, **extra)
-    params, x, target = _ensemble(cfg)
-    vg = lambda loss: jax.jit(jax.vmap(jax.value_and_grad(lambda p, a, b: loss(p, a, b, cfg))))  # noqa: E731
-    (l_ref, g_ref), (l_fast, g_fast) = vg(_loss_reference)(params, x, target), vg(_loss_fast)(params, x, target)
-    np.testing.assert_allclose(l_fast, l_ref, rtol=1e-5)
-    assert set(g_fast) == set(params)
+    g_ref, g_fast = _gradients_both_ways(cfg)
     for name in g_ref:
         if name == "rec_mask":  # fixed, never trained: no gradient either way
             assert float(jnp.max(jnp.abs(g_fast[name]))) == 0.0 and float(jnp.max(jnp.abs(g_ref[name]))) == 0.0
