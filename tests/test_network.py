@@ -66,8 +66,13 @@ def test_glorot_limits():
 
 @pytest.mark.parametrize(
     "kw,field",
-    [(dict(units=0), "units"), (dict(units=-3), "units"), (dict(init="xavier"), "orthogonal, normal"),
-     (dict(activation="gelu"), "activation"), (dict(alpha=0.0), "alpha")],
+    [
+        (dict(units=0), "units"),
+        (dict(units=-3), "units"),
+        (dict(init="xavier"), "orthogonal, normal"),
+        (dict(activation="gelu"), "activation"),
+        (dict(alpha=0.0), "alpha"),
+    ],
 )
 def test_bad_network_config(kw, field):
     with pytest.raises(ValueError, match=field):

@@ -6,6 +6,7 @@ reuse the earlier ones' run directories as they do in a real run."""
 import csv
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -82,6 +83,9 @@ def test_success_table_rates_and_intervals(results):
         assert 1 <= _f(r, "median_stop_epoch") <= int(r["epochs"])
     md = (results / "success_table" / "success_table.md").read_text()
     assert "original" in md and md.count("\n|") >= len(rows) + 1
+    kind = jax.devices()[0].device_kind
+    report = (results / "success_table" / "report.md").read_text()
+    assert f"trained on (as recorded in the run directories): {kind} (cpu): {len(rows)} ensembles" in report
 
 
 def test_spectral_migration_reuses_and_is_sane(results):

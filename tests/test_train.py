@@ -112,8 +112,13 @@ def test_clipping_bounds_the_first_update():
 
 @pytest.mark.parametrize(
     "kw,field",
-    [(dict(units=0), "units"), (dict(epochs=-1), "epochs"), (dict(init="he"), "orthogonal, normal"),
-     (dict(protocol="batch"), "paper, online"), (dict(batch_size=64, n_train=10), "n_train")],
+    [
+        (dict(units=0), "units"),
+        (dict(epochs=-1), "epochs"),
+        (dict(init="he"), "orthogonal, normal"),
+        (dict(protocol="batch"), "paper, online"),
+        (dict(batch_size=64, n_train=10), "n_train"),
+    ],
 )
 def test_bad_train_config(kw, field):
     with pytest.raises(ValueError, match=field):

@@ -345,7 +345,8 @@ def write_report(
             [
                 f"- training time of its {len(trained)} ensembles (as recorded in their run directories): "
                 f"{sum(t.seconds for t in trained):.0f} s; {sum(t.reused for t in trained)} of them were reused from "
-                "existing run directories by this invocation, whose wall time is the line above"
+                "existing run directories by this invocation, whose wall time is the line above",
+                f"- trained on (as recorded in the run directories): {_training_devices(trained)}",
             ]
             if trained
             else []
@@ -357,6 +358,19 @@ def write_report(
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _training_devices(trained: list[Trained]) -> str:
+    """Which devices trained the ensembles, with counts (runs reused from another machine say so)."""
+    counts: dict[str, int] = {}
+    for t in trained:
+        try:
+            dev = load_meta(t.run_dir).get("device") or {}
+        except StoreError:
+            dev = {}
+        name = f"{dev.get('kind', 'unknown')} ({dev.get('platform', '?')})" if dev else "not recorded"
+        counts[name] = counts.get(name, 0) + 1
+    return "; ".join(f"{name}: {n} ensemble{'s' if n > 1 else ''}" for name, n in counts.items())
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
