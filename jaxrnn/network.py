@@ -374,7 +374,7 @@ _SMALL_K = 4
 
 #: Time steps per iteration of the two scans of `_rnn` (`lax.scan(unroll=...)`); None: 1 on CPU (unrolling measured
 #: no gain there), 8 on accelerators, where every iteration costs kernel launches (H100, AND, N = 50, time per update:
-#: E = 20: 4.1 ms at 1, 2.9 ms at 8; flip-flop T = 1010: 20.6 -> 14.4 ms; E = 2048: within noise). Read when
+#: E = 20: 4.1 ms at 1, 2.9 ms at 8; flip-flop T = 1010: 20.6 -> 14.4 ms; E = 2048: 110 -> 118 ms). Read when
 #: a config is first compiled (`train.compiled` caches).
 _UNROLL: int | None = None
 

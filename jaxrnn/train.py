@@ -347,7 +347,7 @@ def _member_sharding(n_members: int):
 
 #: Most members per CPU core in one compiled call: chunks of 16-32 members per core stay in cache (larger ones were
 #: measured 30-50% slower per member, issue 8). Accelerators are limited by memory alone: the time per network falls
-#: with E (H100, N = 50: 0.69 ms per network per epoch at E = 256, 0.54 ms at E = 2048).
+#: with E (H100, N = 50: 0.70 ms per network per epoch at E = 256, 0.58 ms at E = 2048).
 _MAX_PER_CPU_DEVICE = 32
 
 
@@ -368,8 +368,8 @@ def _memory_budget(platform: str) -> int:
 
 def member_bytes(config: TrainConfig) -> int:
     """Estimated device memory of one member in a compiled training call: the stored states of a batch (B·T·N
-    floats) times 2 for the hand-written backward pass (measured on an H100: 1.1x), times 8 for autodiff (gated cells;
-    measured 4.9x for the rate RNN)."""
+    floats) times 2 for the hand-written backward pass (measured on an H100: 1.2x), times 8 for autodiff (gated cells;
+    measured 5x for the rate RNN)."""
     fast = _FAST_BACKWARD and config.cell == "rnn"
     return 4 * config.batch_size * config.task.T * config.units * (2 if fast else 8)
 
