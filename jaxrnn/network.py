@@ -367,7 +367,13 @@ def outputs(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None =
 # with per-step projections and gradient sums, 0.088 s with the carried state buffer. Tried and not kept (no gain
 # within the ±10% noise): (N, B) state layout, scan unrolling, storing transposed states for dW_rec, symbolic
 # zeros for unused state cotangents, XLA's YNN fusions off, glibc malloc tuning (tcmalloc neither: nothing large is
-# allocated per step any more). Same math as `forward`, tested against autodiff through it (tests/test_fast.py).
+# allocated per step any more); later, in one process each (fit, medians of 3-4 interleaved rounds): the backward
+# pass in blocks of 4 / 8 / 20 steps with dW_rec, dW_in, db, dW_out as one contraction per block (0.088 / 0.107 /
+# 0.116 vs 0.085), dW_rec, dW_in and db as one dot with [h_prev, x_t, 1] (0.086; with dW_out after the loop 0.085;
+# and the readout too 0.091; vs 0.080), tanh as 1 - 2 / (exp(2z) + 1) (faster alone in a scan, 0.090 vs 0.089 in fit),
+# XLA's oneDNN dots (0.11 / 0.093 vs 0.084 / 0.076) and YNN / XNN individual dots (within noise). The remaining time
+# is the three small batched matmuls per step (30-55 GFLOP/s per core here) and their fused elementwise work. Same
+# math as `forward`, tested against autodiff through it (tests/test_fast.py).
 
 #: Below this many inputs (outputs), the per-step input projection (readout) is a sum of broadcast products.
 _SMALL_K = 4
