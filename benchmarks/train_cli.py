@@ -11,7 +11,7 @@ epoch = 1,280 trials in batches of 128, T = 200, never stopping early):
 Targets (issue 8, quiet 2-core CPU): <= 0.08 s (N = 50, E >= 8) and <= 2.5 s (N = 400) per network per epoch.
 
 Each command runs `--repeats` times (default 3), the workloads interleaved; the table gives the median and the
-minimum over the runs, and every run's value (timings on a shared 2-core machine vary by up to 30%).
+minimum over the runs, and every run's value (timings on this 2-core machine vary by up to 40% from run to run).
 
     python benchmarks/train_cli.py [--smoke] [--epochs 6] [--repeats 3]
 """
