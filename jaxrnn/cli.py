@@ -163,17 +163,19 @@ def _check_dir_out(path: Path, flag: str = "--out") -> None:
 
 
 def _cmd_tasks(args) -> int:
+    import dataclasses
+
     from jaxrnn.tasks import TASKS
-    from jaxrnn.train import _DEFAULTS, PAPER
 
     for name, cls in TASKS.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         task = cls()
         print(f"{name}  ({task.n_in} in, {task.n_out} out; conditions: {', '.join(task.conditions)})  {doc}")
         for field, default in cls.parameters().items():
-            print(f"    {field:<16} {default!r}")
-        preset = {**_DEFAULTS, **PAPER.get(name, {})}
+            print(f"    {field:<16} {default!r}{'  (static)' if field in cls.STATIC else ''}")
+        preset = dataclasses.asdict(cls.preset)
         print("    training preset: " + ", ".join(f"{k}={v}" for k, v in preset.items()))
+        print(f"    success rule: {cls.success_rule}")
     return 0
 
 

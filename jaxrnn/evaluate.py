@@ -3,7 +3,8 @@
 Per member: MSE (masked, over steps and outputs), the original's **distance** (per-trial L2 norm
 ||target − output|| over the whole trial, averaged over trials), distance per task condition, accuracy (fraction
 of trials the task's `correct` accepts), finiteness, and success (finite and accuracy >= `success_at`).
-All members see the same held-out trials.
+All members see the same held-out trial keys; with per-member task params (`task_params`, member axis first) each
+member's trials are sampled from those keys with its own params and judged with them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import Array
 
 from jaxrnn.network import NetConfig, Params, outputs
 from jaxrnn.tasks import Task, Trial
@@ -33,19 +35,50 @@ class Evaluation(NamedTuple):
     success: np.ndarray  # (E,)
 
 
-def heldout_trials(task: Task, n_trials: int = 512, seed: int = 0) -> Trial:
-    """`n_trials` held-out trials (trial axis first), the same for every member."""
-    key = jax.random.fold_in(jax.random.key(seed), EVAL_STREAM)
-    return _sampler(task)(jax.random.split(key, n_trials))
+def heldout_keys(n_trials: int = 512, seed: int = 0) -> Array:
+    """The (n_trials,) keys of the held-out trials: `key(seed)` folded with `EVAL_STREAM`, then split."""
+    return jax.random.split(jax.random.fold_in(jax.random.key(seed), EVAL_STREAM), n_trials)
+
+
+def heldout_trials(task: Task, n_trials: int = 512, seed: int = 0, task_params: dict | None = None) -> Trial:
+    """`n_trials` held-out trials (trial axis first), the same for every member.
+
+    With `task_params` (traced task params, every value with the member axis first, e.g. `task.member_params`),
+    member i's trials are sampled from the same keys with ITS params: every array gets a leading member axis,
+    (E, n_trials, ...).
+    """
+    keys = heldout_keys(n_trials, seed)
+    if task_params is None:
+        return _sampler(task)(keys)
+    _check_members(task_params, None)
+    return _member_sampler(task)(keys, task_params)
 
 
 @functools.lru_cache(maxsize=64)
 def _sampler(task: Task):
-    """jit(vmap(task.sample)), built once per task."""
+    """jit(vmap(task.sample)) with the task's own params, built once per task."""
     return jax.jit(jax.vmap(task.sample))
 
 
-def _member_metrics(params: Params, trials: Trial, task: Task, net: NetConfig):
+@functools.lru_cache(maxsize=64)
+def _member_sampler(task: Task):
+    """jit of (keys (K,), params (E, ...)) -> trials (E, K, ...), built once per task."""
+    per_member = jax.vmap(task.sample, in_axes=(0, None))
+    return jax.jit(jax.vmap(per_member, in_axes=(None, 0)))
+
+
+def _check_members(task_params: dict, n_members: int | None) -> None:
+    """ValueError unless every value of `task_params` has the same leading (member) axis, of `n_members` if given."""
+    sizes = {k: (np.shape(v)[0] if np.ndim(v) else None) for k, v in task_params.items()}
+    wanted = {n_members} if n_members is not None else set(sizes.values())
+    if not sizes or len(wanted) != 1 or set(sizes.values()) != wanted or None in wanted:
+        raise ValueError(
+            f"evaluate: task_params needs every value with the member axis first ({n_members or 'E'} members), "
+            f"got leading sizes {sizes}"
+        )
+
+
+def _member_metrics(params: Params, trials: Trial, task: Task, net: NetConfig, task_params=None):
     out = jax.vmap(outputs, in_axes=(None, 0, None))(params, trials.inputs, net)  # (K, T, n_out)
     err = out - trials.targets
     mse = jnp.sum(trials.mask * err**2) / jnp.sum(trials.mask)
@@ -53,7 +86,7 @@ def _member_metrics(params: Params, trials: Trial, task: Task, net: NetConfig):
     onehot = jax.nn.one_hot(trials.condition, len(task.conditions))  # (K, C)
     n_c = onehot.sum(0)
     by_cond = jnp.where(n_c > 0, (onehot * dist[:, None]).sum(0) / jnp.maximum(n_c, 1), jnp.nan)
-    correct = jax.vmap(task.correct)(trials, out)
+    correct = jax.vmap(task.correct, in_axes=(0, 0, None))(trials, out, task_params)
     finite = jnp.all(jnp.isfinite(out)) & jnp.all(
         jnp.array([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)])
     )
@@ -62,25 +95,81 @@ def _member_metrics(params: Params, trials: Trial, task: Task, net: NetConfig):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_metrics(task: Task, net: NetConfig, batch: int):
-    """The jitted metrics of every member (lax.map over members, `batch` at a time), built once per config."""
-    return jax.jit(lambda p, tr: jax.lax.map(lambda q: _member_metrics(q, tr, task, net), p, batch_size=batch))
+def _compiled_metrics(task: Task, net: NetConfig, batch: int, mode: str = "shared"):
+    """The jitted metrics of every member (lax.map over members, `batch` at a time), built once per config.
+
+    mode "shared": (params, trials (K, ...)); "trials": (params, task_params, trials (E, K, ...)), each member on its
+    own trials; "keys": (params, task_params, keys (K,)), each member's trials sampled inside the map with its params.
+    """
+    if mode == "shared":
+        return jax.jit(lambda p, tr: jax.lax.map(lambda q: _member_metrics(q, tr, task, net), p, batch_size=batch))
+    if mode == "trials":
+        one = lambda a: _member_metrics(a[0], a[2], task, net, a[1])  # noqa: E731
+        return jax.jit(lambda p, tp, tr: jax.lax.map(one, (p, tp, tr), batch_size=batch))
+    sample = jax.vmap(task.sample, in_axes=(0, None))
+
+    def member_on_keys(keys):
+        return lambda a: _member_metrics(a[0], sample(keys, a[1]), task, net, a[1])
+
+    return jax.jit(lambda p, tp, keys: jax.lax.map(member_on_keys(keys), (p, tp), batch_size=batch))
 
 
-def evaluate_on(
-    task: Task, net: NetConfig, params: Params, trials: Trial, success_at: float = 0.9, batch: int = 16
-) -> Evaluation:
-    """Evaluate every member of `params` (member axis first) on the given trials."""
-    mse, dist, sem, by_cond, acc, finite = jax.tree.map(np.asarray, _compiled_metrics(task, net, batch)(params, trials))
+def _evaluation(metrics, success_at: float) -> Evaluation:
+    mse, dist, sem, by_cond, acc, finite = jax.tree.map(np.asarray, metrics)
     success = finite & (acc >= success_at)
     return Evaluation(mse, dist, sem, by_cond, acc, finite, success)
 
 
-def evaluate(
-    task: Task, net: NetConfig, params: Params, n_trials: int = 512, seed: int = 0, success_at: float = 0.9
+def _n_members(params: Params) -> int:
+    return int(np.shape(jax.tree.leaves(params)[0])[0])
+
+
+def evaluate_on(
+    task: Task,
+    net: NetConfig,
+    params: Params,
+    trials: Trial,
+    success_at: float = 0.9,
+    batch: int = 16,
+    task_params: dict | None = None,
 ) -> Evaluation:
-    """Evaluate every member of `params` (member axis first) on `n_trials` held-out trials of `task`."""
-    return evaluate_on(task, net, params, heldout_trials(task, n_trials, seed), success_at)
+    """Evaluate every member of `params` (member axis first) on the given trials.
+
+    Args:
+        trials: (K, ...) trials shared by every member, or, with `task_params`, (E, K, ...) each member's own (as
+            `heldout_trials(task, ..., task_params=task_params)` returns).
+        task_params: traced task params with the member axis first; `correct` judges member i's trials with its
+            params. None: every member has the task's own.
+    """
+    if task_params is None:
+        return _evaluation(_compiled_metrics(task, net, batch)(params, trials), success_at)
+    _check_members(task_params, _n_members(params))
+    return _evaluation(_compiled_metrics(task, net, batch, "trials")(params, task_params, trials), success_at)
+
+
+def evaluate(
+    task: Task,
+    net: NetConfig,
+    params: Params,
+    n_trials: int = 512,
+    seed: int = 0,
+    success_at: float = 0.9,
+    task_params: dict | None = None,
+    batch: int = 16,
+) -> Evaluation:
+    """Evaluate every member of `params` (member axis first) on `n_trials` held-out trials of `task`.
+
+    Args:
+        task_params: traced task params (`Task.default_params()` names), every value with the member axis first
+            (e.g. `task.member_params(...)`): every member is evaluated on the same held-out trial keys, its trials
+            sampled with ITS params and judged by `correct` with them (sampled inside the per-member map, so only
+            `batch` members' trials are in memory at once). None: every member has the task's own params.
+    """
+    if task_params is None:
+        return evaluate_on(task, net, params, heldout_trials(task, n_trials, seed), success_at, batch)
+    _check_members(task_params, _n_members(params))
+    keys = heldout_keys(n_trials, seed)
+    return _evaluation(_compiled_metrics(task, net, batch, "keys")(params, task_params, keys), success_at)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -52,26 +52,6 @@ NOISE_STREAM = 0x4015E  # training-noise keys: fold_in(member_key, NOISE_STREAM)
 #: reference it is tested against). Read when a config is first compiled (`compiled` caches).
 _FAST_BACKWARD = True
 
-#: The 2019 study's per-task protocol: early-stop threshold, training-set size, batch size, N, RNN bias.
-PAPER = {
-    "and": dict(threshold=5e-4),
-    "or": dict(threshold=1e-4),
-    "xor": dict(threshold=1e-3),
-    "not": dict(threshold=5e-4, bias=True),
-    "flipflop": dict(threshold=1e-3, n_train=25_000),
-    "oscillation": dict(threshold=1e-3),
-    "time_reproduction": dict(threshold=1e-3),
-    "flipflop3": dict(threshold=9e-3, n_train=30_000, batch_size=128, units=400),
-    # Beyond the 2019 study (jaxrnn/tasks/cognitive.py); thresholds are jaxrnn's choice, above each task's loss floor.
-    "perceptual_dm": dict(threshold=2e-2),
-    "context_dm": dict(threshold=2e-2),
-    "dms": dict(threshold=1e-2),
-    "pwm": dict(threshold=1e-2),
-    "and_or_context": dict(threshold=1e-3),
-}
-_DEFAULTS = dict(threshold=1e-3, n_train=15_000, batch_size=64, units=50, bias=False)
-
-
 class Hparams(NamedTuple):
     """Numbers that may be traced (and swept with vmap): learning rate and recurrent-init gain."""
 
@@ -81,7 +61,7 @@ class Hparams(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything static about a training run. `None` fields take the task's paper value (`PAPER`).
+    """Everything static about a training run. `None` fields take the task's paper preset (`task.preset`).
 
     Attributes:
         task: the task (its parameters included).
@@ -127,8 +107,7 @@ class TrainConfig:
     l2_rates: float = 0.0
 
     def __post_init__(self):
-        preset = {**_DEFAULTS, **PAPER.get(self.task.name, {})}
-        for name, value in preset.items():
+        for name, value in dataclasses.asdict(self.task.preset).items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         for name in ("units", "epochs", "batch_size", "n_train"):

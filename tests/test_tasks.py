@@ -134,17 +134,84 @@ def test_time_reproduction_bump(delay):
     assert np.all(tr.inputs[~pulse] == 0)
 
 
-def test_oscillation_window():
+def _original_oscillation_target(pulse: bool) -> np.ndarray:
+    """The original generator's target (katejarne/RNN_study_with_keras, generate_data_set_oscilator.py, mem_gap 200),
+    written from its formula: 0.2 x (0.01 everywhere, except on [160, 380) where it is scipy's 'same'-mode
+    convolution of the 220 ones (0 on no-pulse trials) with sin(2 pi 12 x / 420), x = 0..419). scipy's 'same' keeps
+    the size of its first argument, centred in the full convolution: out[n] = sum_k a[k] sine[n + c - k] with
+    c = (220 + 420 - 1 - 220) // 2 = 209, terms with an index outside the sine left out."""
+    T, lo, hi = 420, 160, 380
+    x = np.arange(T)
+    sine = np.sin(2 * np.pi * 12 * x / 420)
+    window = np.ones(hi - lo) if pulse else np.zeros(hi - lo)
+    n, k = np.arange(hi - lo)[:, None], np.arange(hi - lo)[None, :]
+    j = n + 209 - k
+    same = np.sum(np.where((j >= 0) & (j < T), window[None, :] * sine[np.clip(j, 0, T - 1)], 0.0), axis=1)
+    y = np.full(T, 0.01)
+    y[lo:hi] = same
+    return 0.2 * y
+
+
+def test_oscillation_is_the_original_generator():
     task = make_task("oscillation", noise=0.0)
     tr = batch(task, 64)
     pulse = tr.condition == 1
-    y = tr.targets[pulse, :, 0]
-    assert np.all(y[:, :160] == 0) and np.all(y[:, 380:] == 0)
-    np.testing.assert_allclose(np.abs(y[:, 160:380]).max(1), 1.74, atol=0.01)
-    np.testing.assert_allclose(y[:, 160], 1.74 * np.sin(np.deg2rad(130)), atol=1e-5)
-    spectrum = np.abs(np.fft.rfft(y[0, 160:380]))
-    assert abs(np.argmax(spectrum) / 220 - 1 / 35) < 1 / 220
-    assert np.all(tr.targets[~pulse] == 0)
+    assert 10 < pulse.sum() < 54
+    expected = _original_oscillation_target(True)
+    close = dict(rtol=1e-6, atol=1e-6)  # float32 rounding of values up to 1.74
+    np.testing.assert_allclose(task.target_template, expected, **close)
+    np.testing.assert_allclose(tr.targets[pulse, :, 0], np.broadcast_to(expected, (pulse.sum(), 420)), **close)
+    no_pulse = _original_oscillation_target(False)
+    np.testing.assert_allclose(tr.targets[~pulse, :, 0], np.broadcast_to(no_pulse, ((~pulse).sum(), 420)), **close)
+    assert np.all(tr.targets[~pulse, 160:380] == 0) and np.allclose(tr.targets[~pulse, :160], 0.002)
+    # the figures DESIGN.md quotes: amplitude 1.74, period 35 steps (6.3 cycles in the 220-step window)
+    assert abs(np.abs(expected).max() - 1.74) < 0.01
+    assert np.argmax(np.abs(np.fft.rfft(expected[160:380]))) == round(220 / 35)
+    # input: a box of 40 ones on [100, 140) convolved ('same', centred: full[7:47]) with hann(15) / its sum
+    m = np.arange(15)
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * m / 14)
+    box = np.convolve(np.ones(40), hann / hann.sum(), mode="full")[7:47]
+    stim = np.zeros(420)
+    stim[100:140] = box
+    np.testing.assert_allclose(tr.inputs[pulse, :, 0], np.broadcast_to(stim, (pulse.sum(), 420)), **close)
+    assert np.all(tr.inputs[~pulse] == 0)
+    np.testing.assert_array_equal(tr.mask, 1.0)
+    noisy = batch(make_task("oscillation"), 64)
+    assert abs((noisy.inputs - tr.inputs).std() - 0.1) < 0.005  # input noise N(0, 0.1^2) at every step
+    np.testing.assert_array_equal(noisy.targets, tr.targets)  # and none on the target
+
+
+def test_oscillation_success_rule():
+    """The rule compares with the original's target: the clean target and a noisy or 80-120% copy pass; a zero
+    output, a sine of the wrong phase or frequency and a wrong amplitude fail; no-pulse trials pass near 0."""
+    task = make_task("oscillation")
+    tr = batch(task, 64)
+    pulse = tr.condition == 1
+    judge = jax.jit(jax.vmap(task.correct))
+
+    def on_pulse(y):
+        return np.asarray(judge(tr, np.broadcast_to(y[None, :, None], tr.targets.shape)))[pulse]
+
+    target = task.target_template.astype(np.float64)
+    t = np.arange(420)
+    window = (t >= 160) & (t < 380)
+    assert np.all(on_pulse(target))
+    noise = 0.2 * np.random.default_rng(0).standard_normal(tr.targets.shape)
+    assert np.all(np.asarray(judge(tr, tr.targets + noise))[pulse])
+    for scale in (0.8, 1.2):
+        assert np.all(on_pulse(scale * target)), scale
+    for scale in (0.5, 1.5):
+        assert not np.any(on_pulse(scale * target)), scale
+    assert not np.any(on_pulse(np.zeros(420)))
+    for shift in (9, 17):  # a quarter and a half period late
+        assert not np.any(on_pulse(np.roll(target, shift))), shift
+    for period in (25.0, 50.0):
+        assert not np.any(on_pulse(np.where(window, 1.74 * np.sin(2 * np.pi * (t - 160) / period), 0.0))), period
+    # no-pulse trials: the 0.002 baseline and 0 pass, the oscillation or a level above 0.3 fails
+    quiet = ~pulse
+    for y, ok in ((np.full(420, 0.002), True), (np.zeros(420), True), (target, False), (np.full(420, 0.31), False)):
+        got = np.asarray(judge(tr, np.broadcast_to(y[None, :, None], tr.targets.shape)))[quiet]
+        assert np.all(got == ok)
 
 
 @pytest.mark.parametrize(

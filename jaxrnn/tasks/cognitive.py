@@ -17,6 +17,13 @@ post-grace part. `and_or_context` keeps the 2019 gates' protocol instead (every 
 
 Input noise: Gaussian, std `noise`, on every input channel at every step (DESIGN.md §3).
 
+Static and traced fields (`Task`): T and the number of choices that fix shapes (`n_stimuli` of dms; the number of
+coherences and of frequency pairs, the length of those tuples) are static; every other field — the noise, the epoch
+durations, the grace period and mask weights, the coherence and frequency values, `p_match`, the amplitudes — is a
+traced param that may differ per member. Training presets: 15,000 trials, batch 64, N = 50, no bias; early-stop
+thresholds (jaxrnn's choice, above each task's loss floor) perceptual_dm and context_dm 2e-2, dms and pwm 1e-2,
+and_or_context 1e-3.
+
 Training note (measured on CPU, tests/test_cognitive_tasks.py): on 100-step versions of these tasks, 320 Adam
 updates at lr 1e-3 train N = 32 networks with alpha = 1 on `perceptual_dm` and `and_or_context`, but leave most
 members at chance on `context_dm` (constant context cue) and `dms` (memory across the delay), and some on `pwm`;
@@ -68,7 +75,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from jaxrnn.tasks.base import Task, Trial, _check, add_noise, pulse
+from jaxrnn.tasks.base import Task, TrainPreset, Trial, _check, add_noise, pulse
 
 
 def _signed_coherence_labels(coherences: tuple[float, ...]) -> tuple[str, ...]:
@@ -85,20 +92,28 @@ def _phi(x: float) -> float:
 class _Decision(Task):
     """A binary choice reported as ±1 in a decision period [response_start, T), with the Yang et al. cost mask.
 
-    Subclasses define `response_start` (the first step of the decision period) and `sample`, and build their trial
-    with `_trial`.
+    Subclasses define `_response_start(p)` (the first step of the decision period from the field values `p`, host
+    numbers or traced params) and `sample`, and build their trial with `_trial`.
     """
 
     levels: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     n_out: ClassVar[int] = 1
+    success_rule: ClassVar[str] = (
+        "a trial is correct when the mean output over the decision period after its 100-step grace has the sign of "
+        "the answer (±1)"
+    )
 
     grace: int = 100
     pre_weight: float = 1.0
     response_weight: float = 5.0
 
-    @property
-    def response_start(self) -> int:  # pragma: no cover - abstract
+    def _response_start(self, p):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @property
+    def response_start(self) -> int:
+        """First step of the decision period."""
+        return self._response_start(self._values())
 
     def _check_coherences(self) -> None:
         _check(self, len(self.coherences) >= 1, "coherences", "must hold at least one coherence")
@@ -113,7 +128,7 @@ class _Decision(Task):
         judged = self.response_start + self.grace
         _check(self, judged < self.T, "T", f"={self.T} too short: the judged response starts at step {judged}")
 
-    def _trial(self, key_noise: Array, inputs: Array, choice: Array, condition: Array) -> Trial:
+    def _trial(self, key_noise: Array, inputs: Array, choice: Array, condition: Array, p: dict) -> Trial:
         """Add input noise and build targets, mask and response window of a trial.
 
         Args:
@@ -121,14 +136,16 @@ class _Decision(Task):
             inputs: (T, n_in) noise-free inputs.
             choice: () the answer, +1 or -1.
             condition: () int32 condition index.
+            p: the traced params.
         """
         t = jnp.arange(self.T)[:, None]  # (T, 1)
-        decision = t >= self.response_start
-        judged = t >= self.response_start + self.grace
+        start = self._response_start(p)
+        decision = t >= start
+        judged = t >= start + p["grace"]
         targets = jnp.where(decision, choice, 0.0).astype(jnp.float32)
-        mask = jnp.where(judged, self.response_weight, jnp.where(decision, 0.0, self.pre_weight))
+        mask = jnp.where(judged, p["response_weight"], jnp.where(decision, 0.0, p["pre_weight"]))
         return Trial(
-            inputs=add_noise(key_noise, inputs.astype(jnp.float32), self.noise),
+            inputs=add_noise(key_noise, inputs.astype(jnp.float32), p["noise"]),
             targets=targets,
             mask=mask.astype(jnp.float32),
             condition=condition.astype(jnp.int32),
@@ -146,6 +163,7 @@ class PerceptualDM(_Decision):
 
     name: ClassVar[str] = "perceptual_dm"
     n_in: ClassVar[int] = 1
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=2e-2)
 
     T: int = 1450
     noise: float = 0.5
@@ -161,9 +179,8 @@ class PerceptualDM(_Decision):
         self._check_timing(fixation=self.fixation, stimulus=self.stimulus, delay=self.delay)
         _check(self, self.stimulus > 0, "stimulus", "must last at least one step")
 
-    @property
-    def response_start(self) -> int:
-        return self.fixation + self.stimulus + self.delay
+    def _response_start(self, p):
+        return p["fixation"] + p["stimulus"] + p["delay"]
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -176,17 +193,18 @@ class PerceptualDM(_Decision):
             return float(np.mean([1.0 if c > 0 else 0.5 for c in self.coherences]))
         return float(np.mean([_phi(c * math.sqrt(self.stimulus) / self.noise) for c in self.coherences]))
 
-    def sample(self, key):
+    def sample(self, key, params=None):
+        p = self._params(params)
         key_coh, key_sign, key_noise = jax.random.split(key, 3)
         k = jax.random.randint(key_coh, (), 0, len(self.coherences))
         positive = jax.random.bernoulli(key_sign)
         sign = jnp.where(positive, 1.0, -1.0)
-        coherence = sign * jnp.asarray(self.coherences, jnp.float32)[k]
+        coherence = sign * p["coherences"][k]
         t = jnp.arange(self.T)
-        on = pulse(t, self.fixation, self.stimulus)
+        on = pulse(t, p["fixation"], p["stimulus"])
         inputs = (coherence * on)[:, None]
         condition = k + positive.astype(jnp.int32) * len(self.coherences)
-        return self._trial(key_noise, inputs, sign, condition)
+        return self._trial(key_noise, inputs, sign, condition, p)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +218,7 @@ class ContextDM(_Decision):
 
     name: ClassVar[str] = "context_dm"
     n_in: ClassVar[int] = 4
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=2e-2)
     conditions: ClassVar[tuple[str, ...]] = tuple(
         f"{ctx}:m{m}c{c}" for ctx in ("motion", "colour") for m in "-+" for c in "-+"
     )
@@ -219,9 +238,8 @@ class ContextDM(_Decision):
         self._check_timing(fixation=self.fixation, stimulus=self.stimulus, delay=self.delay)
         _check(self, self.stimulus > 0, "stimulus", "must last at least one step")
 
-    @property
-    def response_start(self) -> int:
-        return self.fixation + self.stimulus + self.delay
+    def _response_start(self, p):
+        return p["fixation"] + p["stimulus"] + p["delay"]
 
     def ideal_accuracy(self) -> float:
         """Fraction correct of an ideal observer that sums the cued stream over the stimulus (as `PerceptualDM`)."""
@@ -235,21 +253,22 @@ class ContextDM(_Decision):
             grace=self.grace,
         ).ideal_accuracy()
 
-    def sample(self, key):
+    def sample(self, key, params=None):
+        p = self._params(params)
         key_ctx, key_coh, key_sign, key_noise = jax.random.split(key, 4)
         context = jax.random.bernoulli(key_ctx).astype(jnp.int32)  # 0 = motion, 1 = colour
         k = jax.random.randint(key_coh, (2,), 0, len(self.coherences))
         positive = jax.random.bernoulli(key_sign, 0.5, (2,))  # (motion, colour)
         signs = jnp.where(positive, 1.0, -1.0)
-        coherence = signs * jnp.asarray(self.coherences, jnp.float32)[k]  # (2,)
+        coherence = signs * p["coherences"][k]  # (2,)
         t = jnp.arange(self.T)
-        on = pulse(t, self.fixation, self.stimulus)[:, None]  # (T, 1)
-        cues = jax.nn.one_hot(context, 2) * self.cue  # (2,)
+        on = pulse(t, p["fixation"], p["stimulus"])[:, None]  # (T, 1)
+        cues = jax.nn.one_hot(context, 2) * p["cue"]  # (2,)
         inputs = jnp.concatenate([on * coherence[None, :], jnp.ones((self.T, 1)) * cues[None, :]], axis=1)
         choice = signs[context]
         bits = positive.astype(jnp.int32)
         condition = 4 * context + 2 * bits[0] + bits[1]
-        return self._trial(key_noise, inputs, choice, condition)
+        return self._trial(key_noise, inputs, choice, condition, p)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +280,8 @@ class DelayedMatchToSample(_Decision):
     """
 
     name: ClassVar[str] = "dms"
+    STATIC: ClassVar[tuple[str, ...]] = ("T", "n_stimuli")
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=1e-2)
 
     T: int = 2600
     noise: float = 0.1
@@ -286,32 +307,36 @@ class DelayedMatchToSample(_Decision):
     def n_in(self) -> int:
         return self.n_stimuli
 
-    @property
-    def test_start(self) -> int:
-        return self.fixation + self.sample_duration + self.delay
+    def _test_start(self, p):
+        return p["fixation"] + p["sample_duration"] + p["delay"]
+
+    def _response_start(self, p):
+        return self._test_start(p) + p["test"]
 
     @property
-    def response_start(self) -> int:
-        return self.test_start + self.test
+    def test_start(self) -> int:
+        """First step of the test stimulus."""
+        return self._test_start(self._values())
 
     @property
     def conditions(self) -> tuple[str, ...]:
         letters = [chr(ord("A") + i) for i in range(self.n_stimuli)]
         return tuple(a + b for a in letters for b in letters)
 
-    def sample(self, key):
+    def sample(self, key, params=None):
+        p = self._params(params)
         key_sample, key_match, key_other, key_noise = jax.random.split(key, 4)
         n = self.n_stimuli
         first = jax.random.randint(key_sample, (), 0, n)
-        match = jax.random.bernoulli(key_match, self.p_match)
+        match = jax.random.bernoulli(key_match, p["p_match"])
         other = (first + jax.random.randint(key_other, (), 1, n)) % n  # uniform over the other stimuli
         second = jnp.where(match, first, other)
         t = jnp.arange(self.T)[:, None]
-        inputs = self.amplitude * (
-            pulse(t, self.fixation, self.sample_duration) * jax.nn.one_hot(first, n)[None, :]
-            + pulse(t, self.test_start, self.test) * jax.nn.one_hot(second, n)[None, :]
+        inputs = p["amplitude"] * (
+            pulse(t, p["fixation"], p["sample_duration"]) * jax.nn.one_hot(first, n)[None, :]
+            + pulse(t, self._test_start(p), p["test"]) * jax.nn.one_hot(second, n)[None, :]
         )
-        return self._trial(key_noise, inputs, jnp.where(match, 1.0, -1.0), first * n + second)
+        return self._trial(key_noise, inputs, jnp.where(match, 1.0, -1.0), first * n + second, p)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,6 +350,7 @@ class ParametricWorkingMemory(_Decision):
 
     name: ClassVar[str] = "pwm"
     n_in: ClassVar[int] = 1
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=1e-2)
 
     T: int = 2800
     noise: float = 0.1
@@ -346,13 +372,16 @@ class ParametricWorkingMemory(_Decision):
         self._check_timing(fixation=self.fixation, stimulus=self.stimulus, delay=self.delay)
         _check(self, self.stimulus > 0, "stimulus", "must last at least one step")
 
-    @property
-    def f2_start(self) -> int:
-        return self.fixation + self.stimulus + self.delay
+    def _f2_start(self, p):
+        return p["fixation"] + p["stimulus"] + p["delay"]
+
+    def _response_start(self, p):
+        return self._f2_start(p) + p["stimulus"]
 
     @property
-    def response_start(self) -> int:
-        return self.f2_start + self.stimulus
+    def f2_start(self) -> int:
+        """First step of the second stimulus."""
+        return self._f2_start(self._values())
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -362,24 +391,27 @@ class ParametricWorkingMemory(_Decision):
             labels.append(f"{b:g}{'>' if b > a else '<'}{a:g}")
         return tuple(labels)
 
-    def encode(self, f: Array) -> Array:
-        """Input level of frequency f: (1 + (f - fmin) / (fmax - fmin)) / 2, in [0.5, 1]."""
-        fmin, fmax = float(np.min(self.pairs)), float(np.max(self.pairs))
+    def encode(self, f: Array, pairs: Array | None = None) -> Array:
+        """Input level of frequency f: (1 + (f - fmin) / (fmax - fmin)) / 2, in [0.5, 1], fmin and fmax over `pairs`
+        ((P, 2), default this task's; traced in `sample`)."""
+        pairs = np.asarray(self.pairs, np.float32) if pairs is None else pairs
+        fmin, fmax = jnp.min(pairs), jnp.max(pairs)
         return (1.0 + (f - fmin) / (fmax - fmin)) / 2.0
 
-    def sample(self, key):
+    def sample(self, key, params=None):
+        p = self._params(params)
         key_pair, key_order, key_noise = jax.random.split(key, 3)
         k = jax.random.randint(key_pair, (), 0, len(self.pairs))
         reverse = jax.random.bernoulli(key_order)
-        pair = jnp.asarray(self.pairs, jnp.float32)[k]
+        pair = p["pairs"][k]
         f1 = jnp.where(reverse, pair[1], pair[0])
         f2 = jnp.where(reverse, pair[0], pair[1])
         t = jnp.arange(self.T)
-        inputs = self.encode(f1) * pulse(t, self.fixation, self.stimulus) + self.encode(f2) * pulse(
-            t, self.f2_start, self.stimulus
-        )
+        inputs = self.encode(f1, p["pairs"]) * pulse(t, p["fixation"], p["stimulus"]) + self.encode(
+            f2, p["pairs"]
+        ) * pulse(t, self._f2_start(p), p["stimulus"])
         condition = 2 * k + reverse.astype(jnp.int32)
-        return self._trial(key_noise, inputs[:, None], jnp.where(f1 > f2, 1.0, -1.0), condition)
+        return self._trial(key_noise, inputs[:, None], jnp.where(f1 > f2, 1.0, -1.0), condition, p)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -394,6 +426,11 @@ class AndOrContext(Task):
     n_in: ClassVar[int] = 3
     n_out: ClassVar[int] = 1
     conditions: ClassVar[tuple[str, ...]] = tuple(f"{g}{a}{b}" for g in ("and", "or") for a in "01" for b in "01")
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=1e-3)
+    success_rule: ClassVar[str] = (
+        "a trial is correct when the mean output from t = 70 to the end lies on the target's side of 0.5 "
+        "(the midpoint of the levels 0 and 1)"
+    )
 
     T: int = 200
     noise: float = 0.1
@@ -418,22 +455,23 @@ class AndOrContext(Task):
         judged = self.response_start + self.grace
         _check(self, judged < self.T, "T", f"={self.T} too short: the judged response starts at step {judged}")
 
-    def sample(self, key):
+    def sample(self, key, params=None):
+        p = self._params(params)
         key_c, key_noise = jax.random.split(key)
         condition = jax.random.randint(key_c, (), 0, 8)
         bits = (condition >> jnp.arange(2, -1, -1)) & 1  # (context, A, B)
         use_or, a, b = bits[0], bits[1], bits[2]
         value = jnp.where(use_or == 1, a | b, a & b).astype(jnp.float32)
         t = jnp.arange(self.T)
-        stim = pulse(t[:, None], self.pulse_start, self.pulse_width) * jnp.stack([a, b])[None, :]
-        ctx = pulse(t, self.context_start, self.pulse_width) * use_or
-        inputs = self.amplitude * jnp.concatenate([stim, ctx[:, None]], axis=1)
-        decision = t[:, None] >= self.response_start
-        judged = t[:, None] >= self.response_start + self.grace
+        stim = pulse(t[:, None], p["pulse_start"], p["pulse_width"]) * jnp.stack([a, b])[None, :]
+        ctx = pulse(t, p["context_start"], p["pulse_width"]) * use_or
+        inputs = p["amplitude"] * jnp.concatenate([stim, ctx[:, None]], axis=1)
+        decision = t[:, None] >= p["response_start"]
+        judged = t[:, None] >= p["response_start"] + p["grace"]
         targets = jnp.where(decision, value, 0.0).astype(jnp.float32)
-        mask = jnp.where(judged, self.response_weight, jnp.where(decision, 0.0, self.pre_weight))
+        mask = jnp.where(judged, p["response_weight"], jnp.where(decision, 0.0, p["pre_weight"]))
         return Trial(
-            inputs=add_noise(key_noise, inputs.astype(jnp.float32), self.noise),
+            inputs=add_noise(key_noise, inputs.astype(jnp.float32), p["noise"]),
             targets=targets,
             mask=mask.astype(jnp.float32),
             condition=condition.astype(jnp.int32),

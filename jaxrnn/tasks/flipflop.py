@@ -10,6 +10,10 @@ n bits — Jarne 2023, "Exploring Flip Flop memories and beyond" (katejarne/3-bi
 T = 340; per channel, pulse 1 at U{10..99} with value +1, -1 or 0 (no pulse), pulse 2 at pulse1 + 70 + U{1..50}
 (±1), pulse 3 at pulse2 + 100 + U{1..50} (±1, may be cut by T); each output holds its channel's latest pulse
 value from 20 steps after that pulse's end, 0 before; input noise 0.1.
+
+Static fields: T and the number of turns (1 bit) or bits (n bits); every other field (timing, widths, delays, noise,
+levels) is a traced param (`Task`). Training presets (DESIGN.md §3): 1 bit — early stop below 1e-3, 25,000 trials,
+batch 64, N = 50; 3 bits — 9e-3, 30,000 trials, batch 128, N = 400.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.tasks.base import Task, Trial, _check, add_noise
+from jaxrnn.tasks.base import Task, TrainPreset, Trial, _check, add_noise
 
 
 def _latched(t, starts, values, width, delay, baseline, valid):
@@ -54,6 +58,12 @@ class FlipFlop(Task):
     n_out: ClassVar[int] = 1
     conditions: ClassVar[tuple[str, ...]] = ("ends_reset", "ends_set")
     max_windows: ClassVar[int] = 64
+    STATIC: ClassVar[tuple[str, ...]] = ("T", "n_turns")
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=1e-3, n_train=25_000)
+    success_rule: ClassVar[str] = (
+        "a trial is correct when, in every response window (from 20 steps after a pulse's end to the next pulse), "
+        "the mean output lies on the stored bit's side of 0.5"
+    )
 
     T: int = 1010
     noise: float = 0.1
@@ -78,19 +88,20 @@ class FlipFlop(Task):
         last = self.first + (self.n_turns - 1) * self.interval_min + self.pulse_width + self.delay
         _check(self, last < self.T, "T", f"={self.T} too short: the last turn's response starts at {last}")
 
-    def sample(self, key):
+    def sample(self, key, params=None):
+        p = self._params(params)
         key_channel, key_gap, key_noise = jax.random.split(key, 3)
         channel = jax.random.bernoulli(key_channel, 0.5, (self.n_turns,)).astype(jnp.int32)
-        gaps = jax.random.randint(key_gap, (self.n_turns - 1,), self.interval_min, self.interval_max + 1)
-        starts = self.first + jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(gaps)])
+        gaps = jax.random.randint(key_gap, (self.n_turns - 1,), p["interval_min"], p["interval_max"] + 1)
+        starts = p["first"] + jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(gaps)])
         t = jnp.arange(self.T)
         valid = starts < self.T
         target, response, on = _latched(
-            t, starts, channel.astype(jnp.float32), self.pulse_width, self.delay, self.baseline, valid
+            t, starts, channel.astype(jnp.float32), p["pulse_width"], p["delay"], p["baseline"], valid
         )
         one_hot = jax.nn.one_hot(channel, 2) * valid[:, None]  # (K, 2)
-        inputs = self.amplitude * (on.T.astype(jnp.float32) @ one_hot)  # (T, 2)
-        inputs = add_noise(key_noise, inputs, self.noise)
+        inputs = p["amplitude"] * (on.T.astype(jnp.float32) @ one_hot)  # (T, 2)
+        inputs = add_noise(key_noise, inputs, p["noise"])
         last_valid = jnp.max(jnp.where(valid, jnp.arange(self.n_turns), 0))
         return Trial(
             inputs=inputs,
@@ -108,6 +119,12 @@ class FlipFlop3(Task):
     name: ClassVar[str] = "flipflop3"
     levels: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     max_windows: ClassVar[int] = 3
+    STATIC: ClassVar[tuple[str, ...]] = ("T", "n_bits")
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=9e-3, n_train=30_000, batch_size=128, units=400)
+    success_rule: ClassVar[str] = (
+        "a trial is correct when, on every channel and in every response window (from 20 steps after a pulse's end "
+        "to that channel's next pulse), the mean output has the sign of the channel's latest pulse"
+    )
 
     T: int = 340
     noise: float = 0.1
@@ -143,25 +160,27 @@ class FlipFlop3(Task):
         n = self.n_bits
         return tuple("".join("-+"[(c >> (n - 1 - b)) & 1] for b in range(n)) for c in range(2**n))
 
-    def _channel(self, key):
+    def _channel(self, key, p):
         k1, k2, k3, kv1, kv = jax.random.split(key, 5)
-        p1 = jax.random.randint(k1, (), self.first_min, self.first_max + 1)
-        p2 = p1 + self.gap2 + jax.random.randint(k2, (), 1, self.jitter + 1)
-        p3 = p2 + self.gap3 + jax.random.randint(k3, (), 1, self.jitter + 1)
+        p1 = jax.random.randint(k1, (), p["first_min"], p["first_max"] + 1)
+        p2 = p1 + p["gap2"] + jax.random.randint(k2, (), 1, p["jitter"] + 1)
+        p3 = p2 + p["gap3"] + jax.random.randint(k3, (), 1, p["jitter"] + 1)
         v1 = jax.random.choice(kv1, jnp.array([1.0, -1.0, 0.0]))
         v23 = jnp.where(jax.random.bernoulli(kv, 0.5, (2,)), 1.0, -1.0)
         starts = jnp.stack([p1, p2, p3])
         values = jnp.concatenate([v1[None], v23])
         t = jnp.arange(self.T)
         valid = (values != 0) & (starts < self.T)
-        target, response, on = _latched(t, starts, values, self.pulse_width, self.delay, 0.0, valid)
+        target, response, on = _latched(t, starts, values, p["pulse_width"], p["delay"], 0.0, valid)
         inputs = (on.astype(jnp.float32) * values[:, None]).sum(0)
         return inputs, target, response
 
-    def sample(self, key):
+    def sample(self, key, params=None):
+        p = self._params(params)
         key_channels, key_noise = jax.random.split(key)
-        inputs, targets, response = jax.vmap(self._channel, out_axes=1)(jax.random.split(key_channels, self.n_in))
-        inputs = add_noise(key_noise, inputs, self.noise)
+        channel = jax.vmap(self._channel, in_axes=(0, None), out_axes=1)
+        inputs, targets, response = channel(jax.random.split(key_channels, self.n_in), p)
+        inputs = add_noise(key_noise, inputs, p["noise"])
         final_bits = (targets[-1] > 0).astype(jnp.int32)
         condition = (final_bits * 2 ** jnp.arange(self.n_out - 1, -1, -1)).sum()
         return Trial(inputs, targets, jnp.ones_like(targets), condition.astype(jnp.int32), response)

@@ -4,6 +4,9 @@ Source: Jarne & Laje 2019 (arXiv 1906.01094), §2 and the public code katejarne/
 Paper preset (DESIGN.md §4): T = 200 steps; each input bit is independently 0 or 1 (all conditions equally
 likely); a bit of 1 is a square pulse of amplitude 1 on [30, 50); Gaussian input noise of std 0.1 at every step;
 the target is the gate's value from t = 70 to the end and a baseline before (AND 0, the others 0.01).
+Static: T; every other field is a traced param (`Task`). Training preset (DESIGN.md §3): early-stop threshold AND
+5e-4, OR 1e-4, XOR 1e-3, NOT 5e-4 (with an RNN bias: its no-pulse trials have zero input); 15,000 trials, batch 64,
+N = 50.
 """
 
 from __future__ import annotations
@@ -14,11 +17,16 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.tasks.base import Task, Trial, _check, add_noise, pulse
+from jaxrnn.tasks.base import Task, TrainPreset, Trial, _check, add_noise, pulse
 
 
 @dataclasses.dataclass(frozen=True)
 class _Gate(Task):
+    success_rule: ClassVar[str] = (
+        "a trial is correct when the mean output from t = 70 to the end lies on the target's side of 0.5 "
+        "(the midpoint of the levels 0 and 1)"
+    )
+
     T: int = 200
     noise: float = 0.1
     pulse_start: int = 30
@@ -42,17 +50,18 @@ class _Gate(Task):
     def _gate(self, bits):
         raise NotImplementedError
 
-    def sample(self, key):
+    def sample(self, key, params=None):
+        p = self._params(params)
         key_bits, key_noise = jax.random.split(key)
         n = self.n_in
         condition = jax.random.randint(key_bits, (), 0, 2**n)
         bits = (condition >> jnp.arange(n - 1, -1, -1)) & 1  # most significant bit is input 0
         t = jnp.arange(self.T)[:, None]
-        inputs = self.amplitude * bits[None, :] * pulse(t, self.pulse_start, self.pulse_width)
-        inputs = add_noise(key_noise, inputs, self.noise)
-        after = t >= self.response_start
+        inputs = p["amplitude"] * bits[None, :] * pulse(t, p["pulse_start"], p["pulse_width"])
+        inputs = add_noise(key_noise, inputs, p["noise"])
+        after = t >= p["response_start"]
         value = self._gate(bits).astype(jnp.float32)
-        targets = jnp.where(after, value, self.baseline).astype(jnp.float32)
+        targets = jnp.where(after, value, p["baseline"]).astype(jnp.float32)
         return Trial(
             inputs=inputs.astype(jnp.float32),
             targets=targets,
@@ -70,6 +79,7 @@ class And(_Gate):
     n_in: ClassVar[int] = 2
     n_out: ClassVar[int] = 1
     conditions: ClassVar[tuple[str, ...]] = ("00", "01", "10", "11")
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=5e-4)
     baseline: float = 0.0
 
     def _gate(self, bits):
@@ -84,6 +94,7 @@ class Or(_Gate):
     n_in: ClassVar[int] = 2
     n_out: ClassVar[int] = 1
     conditions: ClassVar[tuple[str, ...]] = ("00", "01", "10", "11")
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=1e-4)
 
     def _gate(self, bits):
         return bits[0] | bits[1]
@@ -97,6 +108,7 @@ class Xor(_Gate):
     n_in: ClassVar[int] = 2
     n_out: ClassVar[int] = 1
     conditions: ClassVar[tuple[str, ...]] = ("00", "01", "10", "11")
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=1e-3)
 
     def _gate(self, bits):
         return bits[0] ^ bits[1]
@@ -110,6 +122,7 @@ class Not(_Gate):
     n_in: ClassVar[int] = 1
     n_out: ClassVar[int] = 1
     conditions: ClassVar[tuple[str, ...]] = ("0", "1")
+    preset: ClassVar[TrainPreset] = TrainPreset(threshold=5e-4, bias=True)
 
     def _gate(self, bits):
         return 1 - bits[0]

@@ -5,11 +5,19 @@ Source: Jarne & Laje 2019 (arXiv 1906.01094) and katejarne/RNN_study_with_keras.
 time reproduction — T = 300; a pulse (or none) on [50, 70), its 20 samples smoothed by a normalised 10-point
 Hann window; the target is 0.045 except on [70 + delay, 90 + delay), where it is a bump (a box of 20 convolved
 with 0.055 · gaussian(20, σ = 12), peak 0.985) on pulse trials and 0 on no-pulse trials (as the original);
-Gaussian noise of std 0.03 on the input and on the target; delay 20 (up to 210).
+Gaussian noise of std 0.03 on the input and on the target; delay 20 (up to 210). Static: T and the templates'
+shape (pulse_width, smooth, bump_scale, bump_sigma); traced: delay, pulse_start, noises, baseline, peak_tolerance.
 
-oscillation — T = 420; a pulse (or none) on [100, 120), Hann(10)-smoothed; on pulse trials the target is a sine
-of period 35 steps and amplitude 1.74 on [160, 380), phase 130° at t = 160 (the original network's); 0 elsewhere
-and on no-pulse trials; input noise 0.1.
+oscillation — the original paper generator (`code_paper_rep/generate_data_set_oscilator.py`, mem_gap 200): T = 420;
+on pulse trials the input is a box of 40 ones on [100, 140) convolved ('same' mode, scipy's: the size of the box,
+centred) with a symmetric 15-point Hann window divided by its sum, 0 on no-pulse trials; Gaussian input noise of std
+0.1 at every step. The target is 0.2 × (0.01 everywhere, except on [160, 380), where it is, on pulse trials, the
+'same'-mode convolution of that 220-step window of ones with the full-length sine sin(2π · 12 · x / 420),
+x = 0 … 419 (period 35 steps), and 0 on no-pulse trials): a sine of amplitude 1.74 tapered over the window's first
+and last ~10 steps, 0.002 outside the window; no target noise. Static: everything that shapes the target template
+(T, pulse_width, smooth, start, stop, period, scale, baseline); traced: pulse_start, noise.
+
+Training presets (DESIGN.md §3): early stop below 1e-3, 15,000 trials, batch 64, N = 50, no RNN bias.
 """
 
 from __future__ import annotations
@@ -21,23 +29,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.tasks.base import Task, Trial, _check, add_noise
+from jaxrnn.tasks.base import Task, Trial, _check, add_noise, place
 
 
-def _hann_box(T: int, start: int, width: int, window: int) -> np.ndarray:
-    """A box on [start, start + width) whose `width` samples are convolved (mode 'same') with a normalised
-    symmetric Hann window: tapered edges, zero outside the box (as the original generator does)."""
+def _same(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Convolution of `a` with `v` in scipy.signal.convolve's 'same' mode: the centred len(a) samples of the full
+    convolution (unlike np.convolve's 'same', which keeps max(len(a), len(v)) samples)."""
+    full = np.convolve(a, v, mode="full")
+    lo = (len(full) - len(a)) // 2
+    return full[lo : lo + len(a)]
+
+
+def _hann(window: int) -> np.ndarray:
+    """The symmetric Hann window of `window` points (scipy.signal.windows.hann(window))."""
     n = np.arange(window)
-    hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / (window - 1))  # scipy.signal.windows.hann(window)
-    out = np.zeros(T)
-    out[start : start + width] = np.convolve(np.ones(width), hann / hann.sum(), mode="same")
-    return out
+    return 0.5 - 0.5 * np.cos(2 * np.pi * n / (window - 1))
+
+
+def _hann_box(width: int, window: int) -> np.ndarray:
+    """A box of `width` ones convolved ('same' mode) with a normalised symmetric Hann window: tapered edges, as the
+    original generators smooth their pulses. (width,)"""
+    hann = _hann(window)
+    return _same(np.ones(width), hann / hann.sum())
 
 
 def _bump(width: int, scale: float, sigma: float) -> np.ndarray:
     """A box of `width` convolved (mode 'same') with scale · gaussian(width, sigma)."""
     n = np.arange(width) - (width - 1) / 2
-    return np.convolve(np.ones(width), scale * np.exp(-0.5 * (n / sigma) ** 2), mode="same")
+    return _same(np.ones(width), scale * np.exp(-0.5 * (n / sigma) ** 2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +67,11 @@ class TimeReproduction(Task):
     n_in: ClassVar[int] = 1
     n_out: ClassVar[int] = 1
     conditions: ClassVar[tuple[str, ...]] = ("no_pulse", "pulse")
+    STATIC: ClassVar[tuple[str, ...]] = ("T", "pulse_width", "smooth", "bump_scale", "bump_sigma")
+    success_rule: ClassVar[str] = (
+        "a pulse trial is correct when the output's peak lies within ±10 steps of the noise-free target bump's peak "
+        "and reaches 50–150% of its height, a no-pulse trial when the output stays within 0.3 of the baseline 0.045"
+    )
 
     T: int = 300
     noise: float = 0.03
@@ -64,105 +88,135 @@ class TimeReproduction(Task):
     def __post_init__(self):
         super().__post_init__()
         _check(self, self.delay >= 0, "delay", f"must be >= 0, got {self.delay}")
+        _check(self, self.pulse_start >= 0, "pulse_start", f"must be >= 0, got {self.pulse_start}")
+        _check(self, self.pulse_width > 0, "pulse_width", f"must be > 0, got {self.pulse_width}")
         end = self.pulse_start + 2 * self.pulse_width + self.delay
         _check(self, end <= self.T, "delay", f"={self.delay} does not fit in T={self.T}: the bump ends at {end}")
         _check(self, self.smooth >= 2, "smooth", f"must be >= 2, got {self.smooth}")
+        # noise-free templates, computed once on the host: the smoothed pulse and the bump (both pulse_width long)
+        object.__setattr__(self, "_stim_template", _hann_box(self.pulse_width, self.smooth).astype(np.float32))
+        bump = _bump(self.pulse_width, self.bump_scale, self.bump_sigma).astype(np.float32)
+        object.__setattr__(self, "_bump_template", bump)
 
     @property
     def bump_start(self) -> int:
         return self.pulse_start + self.pulse_width + self.delay
 
-    def _clean(self, condition):
-        stim = jnp.asarray(_hann_box(self.T, self.pulse_start, self.pulse_width, self.smooth), jnp.float32)
-        bump = np.zeros(self.T)
-        bump[self.bump_start : self.bump_start + self.pulse_width] = _bump(
-            self.pulse_width, self.bump_scale, self.bump_sigma
-        )
-        t = np.arange(self.T)
-        window = (t >= self.bump_start) & (t < self.bump_start + self.pulse_width)
-        target = jnp.where(window, condition * jnp.asarray(bump, jnp.float32), self.baseline)
-        return condition * stim, target
+    def _clean(self, condition, p):
+        """Noise-free input and target (T,) of a trial of `condition` (1 = pulse), and the bump's window."""
+        t = jnp.arange(self.T)
+        bump_start = p["pulse_start"] + self.pulse_width + p["delay"]
+        window = (t >= bump_start) & (t < bump_start + self.pulse_width)
+        target = jnp.where(window, condition * place(t, bump_start, self._bump_template), p["baseline"])
+        return condition * place(t, p["pulse_start"], self._stim_template), target, window
 
-    def sample(self, key):
+    def sample(self, key, params=None):
+        p = self._params(params)
         key_c, key_in, key_out = jax.random.split(key, 3)
         condition = jax.random.bernoulli(key_c).astype(jnp.int32)
-        stim, target = self._clean(condition)
-        t = jnp.arange(self.T)
-        window = (t >= self.bump_start) & (t < self.bump_start + self.pulse_width)
+        stim, target, window = self._clean(condition, p)
         return Trial(
-            inputs=add_noise(key_in, stim, self.noise)[:, None],
-            targets=add_noise(key_out, target, self.target_noise)[:, None],
+            inputs=add_noise(key_in, stim, p["noise"])[:, None],
+            targets=add_noise(key_out, target, p["target_noise"])[:, None],
             mask=jnp.ones((self.T, 1), jnp.float32),
             condition=condition,
             response=window.astype(jnp.int32)[:, None],
         )
 
-    def correct(self, trial, outputs):
-        """Pulse: the output's peak within ±peak_tolerance steps of the bump's and 50–150% of its height.
+    def correct(self, trial, outputs, params=None):
+        """Pulse: the output's peak within ±peak_tolerance steps of the noise-free bump's and 50–150% of its height.
         No pulse: the output stays within 0.3 of the baseline."""
-        _, clean = self._clean(trial.condition)
+        p = self._params(params)
+        _, clean, _ = self._clean(trial.condition, p)
         y = outputs[:, 0]
         peak_t, peak = jnp.argmax(clean), jnp.max(clean)
-        hit = (jnp.abs(jnp.argmax(y) - peak_t) <= self.peak_tolerance) & (jnp.max(y) >= 0.5 * peak)
+        hit = (jnp.abs(jnp.argmax(y) - peak_t) <= p["peak_tolerance"]) & (jnp.max(y) >= 0.5 * peak)
         hit = hit & (jnp.max(y) <= 1.5 * peak)
-        quiet = jnp.max(jnp.abs(y - self.baseline)) <= 0.3
+        quiet = jnp.max(jnp.abs(y - p["baseline"])) <= 0.3
         return jnp.where(trial.condition == 1, hit, quiet)
 
 
 @dataclasses.dataclass(frozen=True)
 class Oscillation(Task):
-    """A pulse triggers a finite oscillation."""
+    """A pulse triggers a finite oscillation (the original paper generator; module docstring).
+
+    Correct trial: a pulse trial when, inside the window [start, stop), the output correlates >= 0.8 with the noise-free
+    pulse target (`target_template`, the original's convolved sine, taper included) and its standard deviation there
+    is 70–130% of the target's (the amplitude); a no-pulse trial when the output stays within 0.3 of 0 at every step
+    (its target is 0 in the window and 0.002 outside). Pulse trials are not judged outside the window.
+    """
 
     name: ClassVar[str] = "oscillation"
     n_in: ClassVar[int] = 1
     n_out: ClassVar[int] = 1
     conditions: ClassVar[tuple[str, ...]] = ("no_pulse", "pulse")
+    STATIC: ClassVar[tuple[str, ...]] = ("T", "pulse_width", "smooth", "start", "stop", "period", "scale", "baseline")
+    success_rule: ClassVar[str] = (
+        "a pulse trial is correct when, in the window [160, 380), the output correlates ≥ 0.8 with the noise-free "
+        "target (the original's tapered sine of period 35 steps) and its standard deviation is 70–130% of the "
+        "target's, a no-pulse trial when the output stays within 0.3 of 0 throughout"
+    )
 
     T: int = 420
     noise: float = 0.1
     pulse_start: int = 100
-    pulse_width: int = 20
-    smooth: int = 10
+    pulse_width: int = 40
+    smooth: int = 15
     start: int = 160
     stop: int = 380
+    #: period (steps) of the full-length sine the window is convolved with (the original: 12 cycles over 420 steps)
     period: float = 35.0
-    amplitude: float = 1.74
-    phase_deg: float = 130.0
+    #: factor on the whole target (the original's 0.20)
+    scale: float = 0.2
+    #: target level outside the window before `scale` (the original's 0.01, so 0.002 in the target)
+    baseline: float = 0.01
 
     def __post_init__(self):
         super().__post_init__()
         _check(self, self.period > 0, "period", f"must be > 0, got {self.period}")
-        _check(self, self.pulse_start + self.pulse_width <= self.start, "start", "must come after the pulse")
+        _check(self, self.pulse_width > 0, "pulse_width", f"must be > 0, got {self.pulse_width}")
+        _check(self, self.smooth >= 2, "smooth", f"must be >= 2, got {self.smooth}")
+        _check(self, self.pulse_start >= 0, "pulse_start", f"must be >= 0, got {self.pulse_start}")
+        end = self.pulse_start + self.pulse_width
+        _check(self, end <= self.start, "pulse_start", f"the pulse must end (at {end}) by start={self.start}")
         _check(self, self.start < self.stop <= self.T, "stop", f"must satisfy start < stop <= T={self.T}")
+        # the noise-free templates, computed once on the host (float64, stored as float32)
+        object.__setattr__(self, "_stim_template", _hann_box(self.pulse_width, self.smooth).astype(np.float32))
+        sine = np.sin(2 * np.pi * np.arange(self.T) / self.period)
+        outside = np.full(self.T, self.scale * self.baseline)
+        pulse_target = outside.copy()
+        pulse_target[self.start : self.stop] = self.scale * _same(np.ones(self.stop - self.start), sine)
+        no_pulse_target = outside.copy()
+        no_pulse_target[self.start : self.stop] = 0.0
+        object.__setattr__(self, "_targets", np.stack([no_pulse_target, pulse_target]).astype(np.float32))
 
-    def _clean(self, condition):
-        stim = jnp.asarray(_hann_box(self.T, self.pulse_start, self.pulse_width, self.smooth), jnp.float32)
-        t = np.arange(self.T)
-        phase = 2 * np.pi * (t - self.start) / self.period + np.deg2rad(self.phase_deg)
-        sine = np.where((t >= self.start) & (t < self.stop), self.amplitude * np.sin(phase), 0.0)
-        return condition * stim, condition * jnp.asarray(sine, jnp.float32)
+    @property
+    def target_template(self) -> np.ndarray:
+        """The noise-free target of a pulse trial, float32 (T,)."""
+        return self._targets[1]
 
-    def sample(self, key):
+    def sample(self, key, params=None):
+        p = self._params(params)
         key_c, key_in = jax.random.split(key)
         condition = jax.random.bernoulli(key_c).astype(jnp.int32)
-        stim, target = self._clean(condition)
         t = jnp.arange(self.T)
+        stim = condition * place(t, p["pulse_start"], self._stim_template)
         window = (t >= self.start) & (t < self.stop)
         return Trial(
-            inputs=add_noise(key_in, stim, self.noise)[:, None],
-            targets=target[:, None],
+            inputs=add_noise(key_in, stim, p["noise"])[:, None],
+            targets=jnp.asarray(self._targets)[condition][:, None],
             mask=jnp.ones((self.T, 1), jnp.float32),
             condition=condition,
             response=window.astype(jnp.int32)[:, None],
         )
 
-    def correct(self, trial, outputs):
-        """Pulse: correlation >= 0.8 with the sine in its window, amplitude (std ratio) 70–130%.
-        No pulse: the output stays within 0.3 of 0."""
-        _, clean = self._clean(jnp.int32(1))
+    def correct(self, trial, outputs, params=None):
+        """Pulse: correlation >= 0.8 with the noise-free target inside [start, stop) and its standard deviation there
+        70–130% of the target's. No pulse: the output stays within 0.3 of 0 at every step."""
+        self._params(params)  # validates the names; the template and window are static
         w = (trial.response[:, 0] == 1).astype(outputs.dtype)
         n = w.sum()
-        y, s = outputs[:, 0], clean
+        y, s = outputs[:, 0], jnp.asarray(self.target_template)
         my, ms = (w * y).sum() / n, (w * s).sum() / n
         cov = (w * (y - my) * (s - ms)).sum() / n
         sy = jnp.sqrt((w * (y - my) ** 2).sum() / n)
