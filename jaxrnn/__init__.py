@@ -2,6 +2,8 @@
 
 from jaxrnn.evaluate import Evaluation, evaluate, wilson_interval
 from jaxrnn.network import NetConfig, effective_params, forward, init_params
+from jaxrnn.runs import open_run, train_run
+from jaxrnn.store import Run
 from jaxrnn.tasks import TASKS, Task, Trial, make_task
 from jaxrnn.train import Ensemble, Hparams, TrainConfig, fit, make_train, member, member_keys, train
 
@@ -13,6 +15,7 @@ __all__ = [
     "Evaluation",
     "Hparams",
     "NetConfig",
+    "Run",
     "Task",
     "TrainConfig",
     "Trial",
@@ -25,6 +28,8 @@ __all__ = [
     "make_train",
     "member",
     "member_keys",
+    "open_run",
     "train",
+    "train_run",
     "wilson_interval",
 ]

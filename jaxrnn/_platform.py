@@ -1,8 +1,12 @@
-"""The fast CPU set-up, chosen before JAX starts: one single-threaded XLA CPU device per core.
+"""The fast CPU set-up, chosen before JAX starts: one single-threaded XLA CPU device per core, XLA's YNN fusions off.
 
 Small RNNs do not profit from XLA's intra-op (Eigen) threading on a few cores; running one single-threaded CPU
 device per core with the ensemble's member axis sharded over them (`train.fit` does the sharding) was measured 2x
-faster than one multi-threaded device (issue 8). XLA reads its flags once, when the JAX backend starts, so
+faster than one multi-threaded device (issue 8). XLA's experimental YNNPACK fusions cost time on the small matmuls of
+these networks on Intel: on a 2-core Xeon (Sapphire Rapids) the training epoch of `benchmarks/trainer_setup.py` took
+0.074 s per network with them and 0.064 s without (median of 9; results/benchmarks/intel/trainer_setup.md), on a
+2-core AMD EPYC the two measured the same (0.094 / 0.093), so they are off by default where jaxlib knows the flag
+(jaxlib >= 0.10; an older XLA aborts on an unknown flag). XLA reads its flags once, when the JAX backend starts, so
 `configure()` must run before `import jax`; the CLI calls it first thing.
 
 `configure()` changes nothing when the user has set `XLA_FLAGS`, when a JAX backend has already started, when a GPU/TPU
@@ -25,9 +29,10 @@ import sys
 
 #: XLA flags of the fast CPU set-up; `{cores}` is filled in by `cpu_flags`.
 CPU_FLAGS = ("--xla_force_host_platform_device_count={cores}", "--xla_cpu_multi_thread_eigen=false")
-#: Turns XLA's experimental YNNPACK fusions off (the issue measured 2.2x for small matmuls, slower for large
-#: ones); not in the default because jaxlib versions without the flag abort on it. Pass `ynn_off=True`.
+#: Turns XLA's experimental YNNPACK fusions off (module docstring); in the default when `ynn_flag_known()`.
 YNN_OFF = "--xla_cpu_experimental_ynn_fusion_type="
+#: The first jaxlib measured to know the YNN flag (0.10.2 here); older ones are not given it.
+_YNN_JAXLIB = (0, 10)
 _GPU_NAMES = ("cuda", "gpu", "rocm", "tpu", "metal")
 _GPU_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin", "libtpu")
 
@@ -40,10 +45,23 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def cpu_flags(n_devices: int | None = None, ynn_off: bool = False) -> str:
-    """The XLA_FLAGS string of the fast CPU set-up with `n_devices` devices (default: one per core)."""
+def ynn_flag_known() -> bool:
+    """Whether the installed jaxlib is recent enough to know `YNN_OFF` (read from its metadata, without importing
+    it)."""
+    from importlib import metadata
+
+    try:
+        version = tuple(int(p) for p in metadata.version("jaxlib").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        return False
+    return version >= _YNN_JAXLIB
+
+
+def cpu_flags(n_devices: int | None = None, ynn_off: bool | None = None) -> str:
+    """The XLA_FLAGS string of the fast CPU set-up with `n_devices` devices (default: one per core); `ynn_off`
+    None: YNN fusions off when `ynn_flag_known()`."""
     flags = [f.format(cores=n_devices or cores()) for f in CPU_FLAGS]
-    if ynn_off:
+    if ynn_flag_known() if ynn_off is None else ynn_off:
         flags.append(YNN_OFF)
     return " ".join(flags)
 
@@ -57,12 +75,12 @@ def _gpu_wanted(environ) -> bool:
     return any(importlib.util.find_spec(name) is not None for name in _GPU_PLUGINS)
 
 
-def configure(n_devices: int | None = None, ynn_off: bool = False, environ=None) -> str | None:
+def configure(n_devices: int | None = None, ynn_off: bool | None = None, environ=None) -> str | None:
     """Set the fast CPU defaults in XLA_FLAGS, if nobody chose otherwise and JAX has not started.
 
     Args:
         n_devices: CPU devices to create (default: one per core, `cores()`).
-        ynn_off: also turn XLA's experimental YNN fusions off (see `YNN_OFF`).
+        ynn_off: turn XLA's experimental YNN fusions off (see `YNN_OFF`); None: when `ynn_flag_known()`.
         environ: the environment to read and change (default `os.environ`; tests pass a dict).
     Returns:
         The XLA_FLAGS set, or None when nothing was changed.

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -147,17 +146,6 @@ def _check_file_out(path: Path, flag: str = "--out") -> None:
             break
 
 
-def _check_dir_out(path: Path, flag: str = "--out") -> None:
-    """An output directory path: not a file, nor below a file."""
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{flag} {path}: is a file, not a run directory")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"{flag} {path}: {parent} is a file, not a directory")
-            break
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Subcommands.
 
@@ -245,157 +233,32 @@ def _add_network_options(p, study: bool = False) -> None:
     )
 
 
-def _prepare_run_dir(out: Path, config, seed, hparams, members, overwrite: bool) -> str:
-    """Decide what to do with `out`: "new", "resume" or "complete". Raises ValueError; writes nothing."""
-    from jaxrnn import store
-
-    _check_dir_out(out)
-    if not out.exists():
-        return "new"
-    entries = [p for p in out.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))]
-    if not entries:
-        return "new"
-    if not (out / store.CONFIG).exists():
-        if overwrite:
-            return "new"
-        raise ValueError(f"--out {out}: not empty and not a jaxrnn run directory (no {store.CONFIG})")
-    try:
-        meta = store.load_meta(out)
-    except store.StoreError:
-        if overwrite:
-            return "new"
-        raise
-    diffs = store.same_run(meta, config, seed, hparams, members)
-    if overwrite:
-        return "new"
-    if diffs:
-        shown = ", ".join(diffs[:8]) + (", ..." if len(diffs) > 8 else "")
-        raise ValueError(
-            f"--out {out}: holds a run with a different config (differs in: {shown}); "
-            "pass --overwrite to replace it or choose another --out"
-        )
-    if meta.get("complete"):
-        store.load_run(out)  # checks every file; a damaged one is an error
-        return "complete"
-    return "resume"
-
-
 def _cmd_train(args) -> int:
-    from jaxrnn import store
+    from jaxrnn import runs
 
     config, hparams = _train_config(args)
-    out = Path(args.out)
-    members = np.arange(args.members)
-    mode = _prepare_run_dir(out, config, args.seed, hparams, members, args.overwrite)
-    if mode == "complete":
-        print(f"{out}: this run is already complete (pass --overwrite to train it again)")
-        _print_summary(store.load_run(out), store.load_members_table(out), out)
-        return 0
-
-    from jaxrnn.evaluate import evaluate
-    from jaxrnn.train import default_chunk, fit
-
-    out.mkdir(parents=True, exist_ok=True)
-    store.clean_temporaries(out)
-    state = loss = None
-    if mode == "resume":
-        ckpt = store.load_checkpoint(out, config, args.seed, hparams, members)
-        if ckpt is not None:
-            state, loss = ckpt
-    else:  # a new run (or --overwrite): no stale results or checkpoint may survive next to the new config.json
-        for name in (store.CHECKPOINT, store.PARAMS, store.HISTORY, store.MEMBERS):
-            (out / name).unlink(missing_ok=True)
-    store.write_config(out, store.run_meta(config, seed=args.seed, hparams=hparams, members=members, complete=False))
-    done0 = int(np.min(state.epoch)) if state is not None else 0
-    if state is not None:
-        print(f"{out}: resuming from the checkpoint at epoch {done0}/{config.epochs}", file=sys.stderr)
-
-    E = len(members)
-    chunk = args.chunk_size or default_chunk(config, E)
-    n_chunks = math.ceil(E / chunk)
-    every = args.checkpoint_every or config.epochs
-    bar = _progress(config.epochs * n_chunks, done0 * n_chunks, args.no_progress)
-    calls = []
-    t_last = [time.perf_counter()]
-    done = [done0]
-
-    def callback(st, ls):
-        now = time.perf_counter()
-        epoch = int(np.min(st.epoch))
-        calls.append((epoch - done[0], now - t_last[0]))
-        store.save_checkpoint(out, config, args.seed, hparams, st, ls, members=members)
-        if bar is not None:
-            col = ls[:, epoch - 1]
-            med = float(np.nanmedian(col)) if np.any(np.isfinite(col)) else float("nan")
-            bar.set_postfix(
-                loss=f"{med:.3g}",
-                stopped=int(np.sum(np.asarray(st.stop_epoch) > 0)),
-                diverged=int(np.sum(st.diverged)),
-                refresh=False,
-            )
-            bar.update((epoch - done[0]) * n_chunks)
-        done[0] = epoch
-        t_last[0] = time.perf_counter()
-
-    t0 = time.perf_counter()
+    runs.plan(args.out, config, args.seed, hparams, args.members, args.overwrite)  # refuse before compiling
+    bar = runs.ProgressBar("train", disable=args.no_progress)
     try:
-        ensemble = fit(
+        run = runs.train_run(
+            args.out,
             config,
-            args.seed,
-            members,
-            hparams,
-            state=state,
-            loss=loss,
+            seed=args.seed,
+            members=args.members,
+            hparams=hparams,
+            overwrite=args.overwrite,
+            n_eval=args.trials,
+            success_at=args.success_at,
+            checkpoint_every=args.checkpoint_every or config.epochs,
             chunk_size=args.chunk_size,
-            epochs_per_call=every,
-            callback=callback,
+            progress=bar,
+            log=lambda m: print(m, file=sys.stderr),
+            command=["jaxrnn", *args.argv],
         )
     finally:
-        if bar is not None:
-            bar.close()
-    t_train = time.perf_counter() - t0
-    evaluation = evaluate(
-        config.task, config.net, ensemble.params_final, n_trials=args.trials, success_at=args.success_at
-    )
-    timing = _timing(calls, t_train, E)
-    extra = {
-        "timing": timing,
-        "evaluation": {"trials": args.trials, "seed": 0, "success_at": args.success_at},
-        "resumed_from_epoch": done0,
-        "chunk_size": chunk,
-        "checkpoint_every": every,
-    }
-    store.save_run(out, config, ensemble, evaluation, seed=args.seed, hparams=hparams, extra=extra)
-    run = store.load_run(out)
-    _print_summary(run, store.load_members_table(out), out)
+        bar.close()
+    _print_summary(run)
     return 0
-
-
-def _progress(total: int, initial: int, disabled: bool):
-    if disabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="chunk·epoch", desc="train", file=sys.stderr, dynamic_ncols=True)
-
-
-def _timing(calls: list[tuple[int, float]], total: float, E: int) -> dict:
-    """Seconds per epoch (of the whole ensemble) and per network-epoch; the first call includes compilation."""
-    timing = {"train_s": round(total, 3), "calls": len(calls)}
-    if calls:
-        timing["first_call_s"] = round(calls[0][1], 3)
-        timing["first_call_epochs"] = calls[0][0]
-    # calls after the first that ran as many epochs as it did reuse its compiled program (a shorter last call compiles)
-    steady = [(n, dt) for n, dt in calls[1:] if n > 0 and n == calls[0][0]]
-    if steady:
-        per_epoch = sum(dt for _, dt in steady) / sum(n for n, _ in steady)
-        timing["includes_compile"] = False
-    else:
-        per_epoch = total / max(sum(n for n, _ in calls), 1)
-        timing["includes_compile"] = True
-    timing["s_per_epoch"] = round(per_epoch, 4)
-    timing["s_per_network_epoch"] = round(per_epoch / max(E, 1), 5)
-    return timing
 
 
 def _fmt(x, spec=".3g") -> str:
@@ -406,13 +269,21 @@ def _seconds(x: float) -> str:
     return f"{x:.3g} s" if x >= 1 else f"{x * 1e3:.3g} ms"
 
 
-def _print_summary(run, rows: list[dict], run_dir=None) -> None:
+def _rows(run) -> list[dict]:
+    """members.csv's rows of a run, from its ensemble and stored evaluation."""
+    from jaxrnn import store
+
+    return store.members_table(run.ensemble, run.evaluation, run.seed)
+
+
+def _print_summary(run) -> None:
     """The end-of-training table: success with its Wilson interval, distance, MSE, stops, timing, device."""
     from jaxrnn.evaluate import wilson_interval
 
-    cfg, meta = run.config, run.meta
+    cfg, meta, run_dir = run.config, run.meta, run.path
+    rows = _rows(run)
     E = len(rows)
-    ev = meta.get("extra", {}).get("evaluation", {})
+    ev = run.evaluation_settings
     succ = [r["success"] for r in rows if r["success"] is not None]
     dist = np.array([r["distance"] for r in rows if r["distance"] is not None], float)
     mse = np.array([r["mse"] for r in rows if r["mse"] is not None], float)
@@ -489,25 +360,10 @@ def _print_members(rows: list[dict]) -> None:
 
 
 def _cmd_evaluate(args) -> int:
-    from jaxrnn import store
-    from jaxrnn.evaluate import evaluate
+    from jaxrnn import runs, store
 
-    run = store.load_run(args.run_dir)
-    evaluation = evaluate(
-        run.config.task, run.config.net, run.params_final, n_trials=args.trials, success_at=args.success_at
-    )
-    from jaxrnn.train import Ensemble
-
-    ens = Ensemble(run.members, run.params_init, run.params_final, run.loss, run.stop_epoch, run.diverged)
-    store.write_members_table(args.run_dir, store.members_table(ens, evaluation, run.seed))
-    meta = dict(run.meta)
-    meta["extra"] = {
-        **meta.get("extra", {}),
-        "evaluation": {"trials": args.trials, "seed": 0, "success_at": args.success_at},
-    }
-    store.write_config(args.run_dir, meta)
-    run = run._replace(meta=meta)
-    _print_summary(run, store.load_members_table(args.run_dir), args.run_dir)
+    run = runs.evaluate_run(store.load_run(args.run_dir), args.trials, args.success_at)
+    _print_summary(run)
     return 0
 
 
@@ -518,7 +374,7 @@ def _cmd_show(args) -> int:
     print(json.dumps({k: meta[k] for k in ("config", "seed", "hparams") if k in meta}, indent=2))
     print(f"versions: {meta.get('versions')}")
     print(f"device: {meta.get('device')}")
-    print(f"command: {' '.join(meta.get('argv', []))}")
+    print(f"command: {' '.join(meta.get('argv') or ['(not recorded)'])}")
     if not meta.get("complete"):
         path = Path(args.run_dir) / store.CHECKPOINT
         print(
@@ -527,9 +383,8 @@ def _cmd_show(args) -> int:
         )
         return 0
     run = store.load_run(args.run_dir)
-    rows = store.load_members_table(args.run_dir)
-    _print_members(rows)
-    _print_summary(run, rows, args.run_dir)
+    _print_members(_rows(run))
+    _print_summary(run)
     return 0
 
 
@@ -543,25 +398,20 @@ def _one_per_condition(condition, k: int):
 def _cmd_plot(args) -> int:
     import jax
 
-    from jaxrnn import store
+    from jaxrnn import runs, store
     from jaxrnn.evaluate import heldout_trials
-    from jaxrnn.network import effective_params, outputs, require_rate_rnn
+    from jaxrnn.network import outputs, require_rate_rnn
     from jaxrnn.plots import run as plots
 
     run = store.load_run(args.run_dir)
     require_rate_rnn(run.config.net, "`jaxrnn plot` (eigenvalues and W_rec figures)")
-    eff = lambda p: {k: np.asarray(v) for k, v in effective_params(p, run.config.net).items()}  # noqa: E731
-    run = run._replace(params_init=eff(run.params_init), params_final=eff(run.params_final))
-    rows = store.load_members_table(args.run_dir)
-    fig_dir = Path(args.run_dir) / store.FIGURES
-    _check_dir_out(fig_dir, "figures")
+    fig_dir = runs.check_dir_out(Path(args.run_dir) / store.FIGURES, "figures")
+    if run.evaluation is None:
+        run = runs.evaluate_run(run, 64)
+    init, final, ens = run.effective("init"), run.effective("final"), run.ensemble
     cfg, task = run.config, run.config.task
-    dist = np.array([np.nan if r["distance"] is None else r["distance"] for r in rows], float)
-    finite = np.all(np.isfinite(run.params_final["W_rec"]), axis=(1, 2)) & ~run.diverged
-    if not np.any(np.isfinite(dist)):
-        from jaxrnn.evaluate import evaluate
-
-        dist = np.asarray(evaluate(task, cfg.net, run.params_final, n_trials=64).distance, float)
+    dist = np.asarray(run.evaluation.distance, float)
+    finite = np.all(np.isfinite(final["W_rec"]), axis=(1, 2)) & ~ens.diverged
     score = np.where(finite & np.isfinite(dist), dist, np.nan)
     has = np.isfinite(score)
     best = int(np.nanargmin(score)) if has.any() else 0
@@ -569,14 +419,14 @@ def _cmd_plot(args) -> int:
     pool = heldout_trials(task, max(64, args.trials))
     trials = jax.tree.map(lambda x: x[_one_per_condition(np.asarray(pool.condition), args.trials)], pool)
     one = lambda p: jax.vmap(outputs, in_axes=(None, 0, None))(p, trials.inputs, cfg.net)  # noqa: E731
-    out_best = np.asarray(one({k: v[best] for k, v in run.params_final.items()}))
-    out_worst = np.asarray(one({k: v[worst] for k, v in run.params_final.items()}))
+    out_best = np.asarray(one({k: v[best] for k, v in final.items()}))
+    out_worst = np.asarray(one({k: v[worst] for k, v in final.items()}))
     cond = np.asarray(trials.condition)
     labels = [task.conditions[int(c)] for c in cond]
     name = f"{task.name}, E={len(run.members)}, N={cfg.units}, {cfg.init}"
     m = run.members
     paths = [
-        plots.loss_curves(run.loss, run.stop_epoch, run.diverged, fig_dir / "loss.png", name),
+        plots.loss_curves(ens.loss, ens.stop_epoch, ens.diverged, fig_dir / "loss.png", name),
         plots.trials(
             np.asarray(trials.inputs),
             np.asarray(trials.targets),
@@ -588,14 +438,11 @@ def _cmd_plot(args) -> int:
             labels=labels,
             title=name,
         ),
-        plots.eigenvalues(run.params_init["W_rec"], run.params_final["W_rec"], fig_dir / "eigenvalues.png", name),
+        plots.eigenvalues(init["W_rec"], final["W_rec"], fig_dir / "eigenvalues.png", name),
         plots.weight_matrix(
-            run.params_init["W_rec"][best],
-            run.params_final["W_rec"][best],
-            fig_dir / "W_rec.png",
-            f"{name}, member {m[best]}",
+            init["W_rec"][best], final["W_rec"][best], fig_dir / "W_rec.png", f"{name}, member {m[best]}"
         ),
-        plots.weight_histogram(run.params_init["W_rec"], run.params_final["W_rec"], fig_dir / "weights_hist.png", name),
+        plots.weight_histogram(init["W_rec"], final["W_rec"], fig_dir / "weights_hist.png", name),
     ]
     for p in paths:
         print(p)
@@ -631,41 +478,34 @@ def _cmd_sample(args) -> int:
     return 0
 
 
-def _study_names() -> list[str] | None:
-    try:
-        from jaxrnn.studies import STUDIES
-    except ImportError:
-        return None
-    return list(STUDIES)
-
-
 def _cmd_study(args) -> int:
-    names = _study_names()
-    if names is None:
-        raise ValueError("studies are not available in this installation (jaxrnn.studies is missing)")
-    if args.name not in names:
-        raise ValueError(f"unknown study {args.name!r}; allowed: {', '.join(names)}")
-    if args.out:
-        _check_dir_out(Path(args.out))
-    if args.run:
-        from jaxrnn import store
+    from jaxrnn.studies import STUDIES, run_study
 
-        store.load_meta(args.run)
-    from jaxrnn.studies import run_study
-
+    if args.name not in STUDIES:
+        raise ValueError(f"unknown study {args.name!r}; allowed: {', '.join(STUDIES)}")
     options = {k: getattr(args, k) for k in ("dale", "e_fraction", "sparsity", "cell")}
     options = {k: v for k, v in options.items() if v is not None}
     if options:  # validate before anything trains (NetConfig names the bad field)
         from jaxrnn.network import NetConfig
 
-        NetConfig(n_in=1, n_out=1, units=50, **options)
-    result = run_study(args.name, scale=args.scale, members=args.members, out=args.out, run=args.run, **options)
-    if result is not None:
-        print(result)
+        NetConfig(n_in=1, n_out=1, units=50, **{k: v for k, v in options.items()})
+    out = run_study(
+        STUDIES[args.name],
+        scale=args.scale,
+        members=args.members,
+        out=args.out,
+        run=args.run,
+        options=options,
+        command=" ".join(["jaxrnn", *args.argv]),
+        progress=not args.no_progress,
+    )
+    print(out)
     return 0
 
 
 def _cmd_import_keras(args) -> int:
+    from jaxrnn import runs
+    from jaxrnn.interop.keras import import_keras
     from jaxrnn.tasks import TASKS
 
     if args.task not in TASKS:
@@ -675,13 +515,11 @@ def _cmd_import_keras(args) -> int:
     for f in list(args.files) + list(args.initial or []):
         if not Path(f).is_file():
             raise ValueError(f"{f}: no such file")
-    _check_dir_out(Path(args.out))
-    try:
-        from jaxrnn.interop.keras import import_keras
-    except ImportError:
-        raise ValueError("import-keras is not available in this installation (jaxrnn.interop.keras)") from None
-    result = import_keras(args.files, task=args.task, out=args.out, initial=args.initial, params=params)
-    print(result if result is not None else args.out)
+    runs.check_dir_out(Path(args.out))
+    run = import_keras(
+        args.files, task=args.task, out=args.out, initial=args.initial, params=params, command=["jaxrnn", *args.argv]
+    )
+    print(run.path)
     return 0
 
 
@@ -848,23 +686,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=_positive_int, default=4, metavar="K", help="sample trials to draw (default 4)")
     p.set_defaults(func=_cmd_plot)
 
-    names = _study_names()
+    from jaxrnn.studies import SCALES, STUDIES
+
     p = sub.add_parser(
         "study",
         help="run a population study (CSV, PNG, report.md)",
-        description="Run a study of DESIGN.md §5 and write results/NAME/ (or --out)."
-        + (f" Studies: {', '.join(names)}." if names else ""),
+        description="Run a population study and write results/NAME/ (or --out): CSVs, figures and report.md. "
+        "Trained ensembles are kept in run directories under OUT/runs/ and reused (a killed study resumes them "
+        "from their checkpoints when rerun). Studies: "
+        + "; ".join(f"{name}: {s.summary}" for name, s in STUDIES.items())
+        + ".",
     )
-    p.add_argument("name", metavar="NAME", help="study name" + (f" ({', '.join(names)})" if names else ""))
+    p.add_argument("name", metavar="NAME", help=f"study name ({', '.join(STUDIES)})")
     p.add_argument(
         "--scale",
-        choices=("smoke", "cpu", "paper"),
+        choices=SCALES,
         default="smoke",
-        help="smoke (seconds), cpu (minutes to an hour), paper (original protocol; GPU)",
+        help="smoke (seconds, CI), cpu (minutes to an hour on a laptop), paper (the original protocol; GPU)",
     )
     p.add_argument("--members", type=_positive_int, metavar="E", help="ensemble size per condition")
     p.add_argument("--out", metavar="DIR", help="output directory (default results/NAME)")
-    p.add_argument("--run", metavar="RUN_DIR", help="analyse this run directory instead of training")
+    p.add_argument(
+        "--run", metavar="RUN_DIR", help="analyse this run directory instead of training (lesion, flipflop3)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_network_options(p, study=True)
     p.set_defaults(func=_cmd_study)
 
@@ -924,7 +769,9 @@ def _configure_platform() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `jaxrnn` console script; returns the exit status."""
     _configure_platform()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # recorded in run directories and study reports
     try:
         return int(args.func(args) or 0)
     except ValueError as e:  # StoreError and KerasError are ValueErrors

@@ -9,34 +9,49 @@ A run directory holds
                    the mask itself is the parameter `rec_mask`)
     history.npz    `loss` (E, epochs), `stop_epoch` (E,), `diverged` (E,), `members` (E,)
     members.csv    one row per member: member, seed, final_loss, mse, distance, accuracy, success, stop_epoch, diverged
+    evaluation.npz the held-out evaluation of members.csv in full (`jaxrnn.evaluate.Evaluation`, member axis first)
+                   and its settings (trials, seed, success_at)
     checkpoint.npz while training: the flattened TrainState (optimizer state included) and the loss so far
+    .lock          the advisory lock of the process that trains, evaluates or overwrites the run (`locked`)
 
 Every file is written to a temporary file in the same folder, fsync-ed and renamed over its destination, so a
 killed process leaves either the old file or the new one, never a partial one (a stray `.*.tmp` file at most, which
 `clean_temporaries` removes). Every `.npz` is read with `allow_pickle=False` and its keys and shapes are checked; a
 missing, damaged or foreign file raises `StoreError` with a one-line message naming the file and the problem.
+
+One writer per run directory: `locked(run_dir)` holds an exclusive `fcntl.flock` on `.lock` while a process trains,
+evaluates or overwrites the run; a second process gets `RunLocked` naming the holder's pid. The kernel releases the
+lock when its process dies, so a lock left by a killed process never blocks the next run. This file layer does not
+train: `jaxrnn.runs.train_run` is the one way to train an ensemble into a run directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import os
 import platform
-import sys
+import socket
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxrnn.evaluate import Evaluation
 from jaxrnn.tasks import TASKS, make_task
 from jaxrnn.train import Ensemble, Hparams, TrainConfig, TrainState
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no advisory locks
+    fcntl = None
 
 FORMAT = "jaxrnn-run"
 FORMAT_VERSION = 1
@@ -44,7 +59,9 @@ CONFIG = "config.json"
 PARAMS = "params.npz"
 HISTORY = "history.npz"
 MEMBERS = "members.csv"
+EVALUATION = "evaluation.npz"
 CHECKPOINT = "checkpoint.npz"
+LOCK = ".lock"
 FIGURES = "figures"
 MEMBER_COLUMNS = (
     "member",
@@ -65,19 +82,55 @@ class StoreError(ValueError):
     """A run directory or one of its files is missing, damaged, foreign or does not match the expected run."""
 
 
-class Run(NamedTuple):
-    """A run directory loaded back. Arrays have the member axis first."""
+class RunLocked(StoreError):
+    """Another process holds the run directory's lock."""
 
+
+class Run(NamedTuple):
+    """A trained ensemble in a run directory: the one type for "a trained ensemble on disk".
+
+    `ensemble` holds the FREE parameters as trained (member axis first); `effective(stage)` is the one way to the
+    effective ones (Dale's law, sparsity mask applied: what analyses must see). `origin` says how this process got
+    it: "trained" (now, from scratch), "resumed" (now, from a checkpoint) or "loaded" (finished earlier).
+    """
+
+    path: Path
     config: TrainConfig
     seed: int
     hparams: Hparams
-    members: np.ndarray  # (E,) member ids
-    params_init: dict[str, np.ndarray]
-    params_final: dict[str, np.ndarray]
-    loss: np.ndarray  # (E, epochs)
-    stop_epoch: np.ndarray  # (E,)
-    diverged: np.ndarray  # (E,) bool
+    ensemble: Ensemble
+    evaluation: Evaluation | None  # the stored held-out evaluation, None when the run has none
     meta: dict  # the config.json dict
+    origin: str = "loaded"
+
+    @property
+    def members(self) -> np.ndarray:
+        return np.asarray(self.ensemble.members)
+
+    def effective(self, stage: str = "final") -> dict[str, np.ndarray]:
+        """Parameters of `stage` ("init" or "final") with W_rec replaced by the effective matrix, as numpy."""
+        from jaxrnn.network import effective_params
+
+        if stage not in ("init", "final"):
+            raise ValueError(f"run: stage must be 'init' or 'final', got {stage!r}")
+        params = self.ensemble.params_final if stage == "final" else self.ensemble.params_init
+        return {k: np.asarray(v) for k, v in effective_params(params, self.config.net).items()}
+
+    @property
+    def epochs_run(self) -> np.ndarray:
+        """(E,) epochs each member trained: its early-stop epoch, or all epochs."""
+        stop = np.asarray(self.ensemble.stop_epoch)
+        return np.where(stop > 0, stop, self.config.epochs)
+
+    @property
+    def train_seconds(self) -> float:
+        """Training wall time as recorded when the run was trained (0 when unknown, e.g. imported networks)."""
+        return float(((self.meta.get("extra") or {}).get("timing") or {}).get("train_s") or 0.0)
+
+    @property
+    def evaluation_settings(self) -> dict:
+        """{"trials", "seed", "success_at"} of the stored evaluation ({} when none)."""
+        return dict((self.meta.get("extra") or {}).get("evaluation") or {})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -153,6 +206,64 @@ def _write_json(path: Path, obj: dict) -> Path:
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One writer per run directory.
+
+#: Run directories this process holds locked (path -> depth), so that nested users of `locked` in one process (a
+#: study training into a run directory it already holds) do not lock themselves out.
+_HELD: dict[Path, int] = {}
+
+
+@contextlib.contextmanager
+def locked(run_dir: str | Path) -> Iterator[Path]:
+    """Hold the advisory lock of `run_dir` (created with its parents if missing) for the duration of the block.
+
+    The lock is an exclusive `fcntl.flock` on `run_dir/.lock`, whose text names the holder (pid, host, time). The
+    kernel drops it when the holding process exits or is killed, so a stale `.lock` file never blocks. Reentrant
+    within one process.
+
+    Raises:
+        RunLocked: another process holds it (the message names its pid).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    key = run_dir.resolve()
+    if key in _HELD or fcntl is None:
+        _HELD[key] = _HELD.get(key, 0) + 1
+        try:
+            yield run_dir
+        finally:
+            _HELD[key] -= 1
+            if not _HELD[key]:
+                del _HELD[key]
+        return
+    path = run_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+        os.close(fd)
+        who = f"process {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "") if holder else "another process"
+        raise RunLocked(
+            f"{run_dir}: in use by {who} (it is training, evaluating or overwriting this run directory); "
+            "wait for it to finish or choose another directory"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(
+            fd,
+            f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n".encode(),
+            0,
+        )
+        _HELD[key] = 1
+        yield run_dir
+    finally:
+        _HELD.pop(key, None)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -249,8 +360,10 @@ def run_meta(
     members,
     complete: bool,
     extra: dict | None = None,
+    command: Sequence[str] | None = None,
 ) -> dict:
-    """The config.json dict of a run (see the module docstring)."""
+    """The config.json dict of a run (see the module docstring). `command`: the command line that made it, as the
+    caller knows it (the CLI passes its argv; None from Python)."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -261,7 +374,7 @@ def run_meta(
         "members": [int(m) for m in np.asarray(members)],
         "versions": _versions(),
         "device": _device(),
-        "argv": list(sys.argv),
+        "argv": None if command is None else [str(a) for a in command],
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "extra": _json_safe(extra or {}),
     }
@@ -371,15 +484,46 @@ def write_config(run_dir: str | Path, meta: dict) -> Path:
     return _write_json(Path(run_dir) / CONFIG, _json_safe(meta))
 
 
+def write_evaluation(
+    run_dir: str | Path, ensemble: Ensemble, evaluation: Evaluation, seed: int, settings: dict
+) -> None:
+    """Write evaluation.npz (every `Evaluation` array and the settings) and members.csv from it, atomically.
+
+    Args:
+        settings: {"trials", "seed", "success_at"} of the evaluation (also recorded in config.json by the caller).
+    """
+    arrays = {k: np.asarray(v) for k, v in evaluation._asdict().items()}
+    arrays.update({f"settings/{k}": np.asarray(settings[k]) for k in _EVAL_SETTINGS})
+    _write_npz(Path(run_dir) / EVALUATION, arrays)
+    write_members_table(run_dir, members_table(ensemble, evaluation, seed))
+
+
+_EVAL_SETTINGS = ("trials", "seed", "success_at")
+
+
+def load_evaluation(run_dir: str | Path, n_members: int, n_conditions: int) -> Evaluation | None:
+    """The stored Evaluation of a run (None when it has no evaluation.npz). Raises StoreError when damaged."""
+    path = Path(run_dir) / EVALUATION
+    if not path.exists():
+        return None
+    arrays = _load_npz(path)
+    expected = {k: (n_members,) for k in Evaluation._fields}
+    expected["distance_by_condition"] = (n_members, n_conditions)
+    expected.update({f"settings/{k}": () for k in _EVAL_SETTINGS})
+    _check_arrays(path, arrays, expected)
+    return Evaluation(**{k: arrays[k] for k in Evaluation._fields})
+
+
 def save_run(
     run_dir: str | Path,
     config: TrainConfig,
     ensemble: Ensemble,
-    evaluation=None,
+    evaluation: Evaluation | None = None,
     *,
     seed: int,
     hparams: Hparams,
     extra: dict | None = None,
+    command: Sequence[str] | None = None,
 ) -> Path:
     """Write a finished run directory (every file atomic) and remove its checkpoint.
 
@@ -387,9 +531,11 @@ def save_run(
         run_dir: the folder (created with its parents if missing).
         config: the run's TrainConfig.
         ensemble: the trained ensemble (member axis first).
-        evaluation: its `Evaluation`, or None (members.csv then has empty metric columns).
+        evaluation: its `Evaluation`, or None (members.csv then has empty metric columns). With one,
+            `extra["evaluation"]` must hold its settings {"trials", "seed", "success_at"}.
         seed: the root seed. hparams: lr and gain.
         extra: more JSON-safe facts stored under config.json's "extra" (e.g. timings, a source file).
+        command: the command line that made the run (recorded; see `run_meta`).
     Returns:
         The run directory.
     """
@@ -407,9 +553,14 @@ def save_run(
             "members": members.astype(np.int64),
         },
     )
-    write_members_table(run_dir, members_table(ensemble, evaluation, seed))
+    if evaluation is None:
+        (run_dir / EVALUATION).unlink(missing_ok=True)
+        write_members_table(run_dir, members_table(ensemble, None, seed))
+    else:
+        write_evaluation(run_dir, ensemble, evaluation, seed, (extra or {})["evaluation"])
     # config.json last: `complete` is only true once every other file is in place
-    write_config(run_dir, run_meta(config, seed=seed, hparams=hparams, members=members, complete=True, extra=extra))
+    meta = run_meta(config, seed=seed, hparams=hparams, members=members, complete=True, extra=extra, command=command)
+    write_config(run_dir, meta)
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
     clean_temporaries(run_dir)
     return run_dir
@@ -493,18 +644,16 @@ def load_run(run_dir: str | Path) -> Run:
     )
     if not np.array_equal(hist["members"], members):
         raise StoreError(f"{run_dir / HISTORY}: member ids differ from {CONFIG}")
-    return Run(
-        config=config,
-        seed=seed,
-        hparams=hparams,
+    ensemble = Ensemble(
         members=members,
         params_init={k: params[f"init/{k}"] for k in shapes},
         params_final={k: params[f"final/{k}"] for k in shapes},
         loss=hist["loss"],
         stop_epoch=hist["stop_epoch"],
         diverged=hist["diverged"].astype(bool),
-        meta=meta,
     )
+    evaluation = load_evaluation(run_dir, E, len(config.task.conditions))
+    return Run(run_dir, config, seed, hparams, ensemble, evaluation, meta)
 
 
 def load_members_table(run_dir: str | Path) -> list[dict]:

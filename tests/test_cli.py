@@ -45,7 +45,13 @@ def jaxrnn(*args, cwd, env=None, timeout=600):
 
 
 def snapshot(folder):
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file's bytes, except the lock file (whose text names the latest process that held the lock)."""
+    return {
+        p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"
+    }
+
+
+RUN_FILES = {"config.json", "params.npz", "history.npz", "members.csv", "evaluation.npz", ".lock"}
 
 
 def test_tasks_help_and_one_line_errors(tmp_path):
@@ -72,18 +78,19 @@ def test_train_evaluate_show_plot_sample(tmp_path, env):
     r = jaxrnn(*TRAIN, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     run_dir = tmp_path / "run"
-    assert {p.name for p in run_dir.iterdir()} == {"config.json", "params.npz", "history.npz", "members.csv"}
+    assert {p.name for p in run_dir.iterdir()} == RUN_FILES
     for word in ("success", "Wilson", "distance", "mse", "per epoch", "device", "diverged 0/3"):
         assert word in r.stdout
     assert "train" in r.stderr and "stopped=" in r.stderr  # the progress bar and its postfix
     run = store.load_run(run_dir)
     assert run.seed == 4 and run.config.units == 8 and run.config.task.T == 60 and len(run.members) == 3
-    assert run.meta["argv"][-2:] == ["--out", "run"]
-    assert np.all(np.isfinite(run.loss)) and not np.allclose(run.params_init["W_rec"], run.params_final["W_rec"])
+    assert run.meta["argv"] == ["jaxrnn", *TRAIN]
+    ens = run.ensemble
+    assert np.all(np.isfinite(ens.loss)) and not np.allclose(ens.params_init["W_rec"], ens.params_final["W_rec"])
 
     before = snapshot(run_dir)
     r = jaxrnn(*TRAIN, cwd=tmp_path, env=env)
-    assert r.returncode == 0 and "already complete" in r.stdout
+    assert r.returncode == 0 and "already complete" in r.stderr and "success" in r.stdout
     assert snapshot(run_dir) == before
 
     table = (run_dir / "members.csv").read_text()
@@ -126,7 +133,7 @@ KILL = ["--units", "32", "--members", "2", "--epochs", "10", "--n-train", "1024"
         "--checkpoint-every", "1", "--trials", "16", "--no-progress", "--seed", "3", *AND]  # fmt: skip
 
 
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path, env):
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, env, capsys, monkeypatch):
     cmd = _command()
     run_dir = tmp_path / "run"
     ckpt = run_dir / "checkpoint.npz"
@@ -135,15 +142,25 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, env):
     deadline = time.monotonic() + 300
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
-    assert ckpt.exists(), "the run ended before its first checkpoint"
+    os.kill(proc.pid, signal.SIGSTOP)  # frozen while it holds the run directory's lock
+    try:
+        assert ckpt.exists(), "the run ended before its first checkpoint"
+        # one writer: a second `jaxrnn train` (same command, or --overwrite) on the run in use exits 2, naming the
+        # holder, and leaves the first run's files as they were
+        before = snapshot(run_dir)
+        for extra in ([], ["--overwrite"]):
+            code, err = _run_main(["train", "and", *KILL, *extra, "--out", str(run_dir)], capsys, monkeypatch, tmp_path)
+            assert code == 2 and f"in use by process {proc.pid} " in err and err.count("\n") == 1, err
+        assert snapshot(run_dir) == before
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
 
     # after the kill: an unfinished run, every file complete and loadable, no results yet
     meta = store.load_meta(run_dir)
     assert meta["complete"] is False
     assert not (run_dir / "params.npz").exists()
-    leftovers = [p.name for p in run_dir.iterdir() if p.name not in ("config.json", "checkpoint.npz")]
+    leftovers = [p.name for p in run_dir.iterdir() if p.name not in ("config.json", "checkpoint.npz", ".lock")]
     assert all(n.startswith(".") and n.endswith(".tmp") for n in leftovers), leftovers
     config = store.config_from_dict(meta["config"])
     with np.load(ckpt, allow_pickle=False) as z:  # (store.load_checkpoint's checks are tested in test_store.py)
@@ -158,19 +175,19 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, env):
                        capture_output=True, text=True, timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stderr
     resumed_at = int(r.stderr.split("resuming from the checkpoint at epoch ")[1].split("/")[0])
-    assert resumed_at >= epoch  # not from zero
-    assert {p.name for p in run_dir.iterdir()} == {"config.json", "params.npz", "history.npz", "members.csv"}
+    assert resumed_at >= epoch  # not from zero: the lock left by the killed holder did not block
+    assert {p.name for p in run_dir.iterdir()} == RUN_FILES
     run = store.load_run(run_dir)
     assert run.meta["extra"]["resumed_from_epoch"] == resumed_at
     # the same command, uninterrupted, in another directory (same XLA set-up; compiled programs come from the cache)
     r = jaxrnn("train", "and", *KILL, "--out", "whole", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
-    whole = store.load_run(tmp_path / "whole")
+    ens, whole = run.ensemble, store.load_run(tmp_path / "whole").ensemble
     for k in whole.params_final:
-        np.testing.assert_allclose(run.params_final[k], whole.params_final[k], rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(run.params_init[k], whole.params_init[k])
-    np.testing.assert_allclose(run.loss, whole.loss, rtol=1e-5, atol=1e-7)
-    np.testing.assert_array_equal(run.stop_epoch, whole.stop_epoch)
+        np.testing.assert_allclose(ens.params_final[k], whole.params_final[k], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(ens.params_init[k], whole.params_init[k])
+    np.testing.assert_allclose(ens.loss, whole.loss, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(ens.stop_epoch, whole.stop_epoch)
     assert (run_dir / "members.csv").read_text() == (tmp_path / "whole" / "members.csv").read_text()
 
 
@@ -256,13 +273,14 @@ def test_overwrite_replaces_a_different_run_check_only(existing_run, tmp_path, c
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
     code, err = _run_main(["train", "and", "--out", "foreign"], capsys, monkeypatch, tmp_path)
     assert code == 2 and "not a jaxrnn run directory" in err
-    from jaxrnn.cli import _prepare_run_dir, _train_config, build_parser
+    from jaxrnn.cli import _train_config, build_parser
+    from jaxrnn.runs import plan
 
     args = build_parser().parse_args(["train", "and", *TINY, *E2, "--lr", "1e-3", "--out", "run"])
     config, hp = _train_config(args)
     with pytest.raises(ValueError, match="different config"):
-        _prepare_run_dir(existing_run, config, 1, hp, np.arange(2), overwrite=False)
-    assert _prepare_run_dir(existing_run, config, 1, hp, np.arange(2), overwrite=True) == "new"
+        plan(existing_run, config, 1, hp, 2, overwrite=False)
+    assert plan(existing_run, config, 1, hp, 2, overwrite=True) == "new"
     args = build_parser().parse_args(["train", "and", *TINY, *E2, "--out", "run"])
     config, hp = _train_config(args)
-    assert _prepare_run_dir(existing_run, config, 1, hp, np.arange(2), overwrite=False) == "complete"
+    assert plan(existing_run, config, 1, hp, 2, overwrite=False) == "complete"

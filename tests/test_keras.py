@@ -2,8 +2,8 @@
 studies on jaxrnn's task presets (the contract for those presets), their initializers, import to a run directory,
 export, and bad input.
 
-Reference files are read from `../shared/reference/` beside the repository; those tests skip without it. The Keras 3
-fixtures in tests/data/ were written by scripts/make_keras_fixtures.py: no Keras is needed here.
+Reference files are jaxrnn's package data (`jaxrnn.reference`). The Keras 3 fixtures in tests/data/ were written by
+scripts/make_keras_fixtures.py: no Keras is needed here.
 """
 
 from __future__ import annotations
@@ -20,17 +20,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn import store
+from jaxrnn import reference, store
 from jaxrnn.evaluate import heldout_trials
 from jaxrnn.interop.keras import KerasError, export_keras, import_keras, read_keras
 from jaxrnn.network import NetConfig, init_recurrent, outputs
 from jaxrnn.tasks import make_task
 
 DATA = Path(__file__).parent / "data"
-REFERENCE = Path(__file__).parents[2] / "shared" / "reference"
+REFERENCE = Path(reference.root())  # package data in a source or wheel install (a real folder)
 NETS_2019 = REFERENCE / "jarne_laje_2019" / "networks"
 FF3 = REFERENCE / "jarne_2023_flipflop3" / "networks" / "flipflop3_N400_orthogonal"
-needs_reference = pytest.mark.skipif(not NETS_2019.is_dir(), reason=f"reference networks not found at {REFERENCE}")
 
 # What the original generators (katejarne/RNN_study_with_keras) say about these presets, measured with the reference
 # networks on 512-2048 trials: T = 200 for AND/OR/NOT in the generators the training scripts import (out_gap 130;
@@ -176,7 +175,6 @@ def _numpy_keras(raw: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return np.array(ys)
 
 
-@needs_reference
 @pytest.mark.parametrize("net", ALL_REFERENCE_FILES, ids=lambda p: p.name)
 def test_reference_forward_equals_numpy_keras(net):
     path = net / "trained.hdf5"
@@ -190,7 +188,6 @@ def test_reference_forward_equals_numpy_keras(net):
     assert np.max(np.abs(expected)) > 0.05  # the comparison is not trivially about zeros
 
 
-@needs_reference
 @pytest.mark.parametrize("net", ALL_REFERENCE_FILES, ids=lambda p: p.name)
 def test_reference_optimizer_settings(net):
     opt = read_keras(net / "trained.hdf5").optimizer
@@ -221,7 +218,6 @@ def _distances(task, model, n_trials: int = N_FIDELITY):
     return dist, zero, np.mean((out - targets) ** 2), targets, out
 
 
-@needs_reference
 @pytest.mark.parametrize("name", REFERENCE_NETS)
 def test_reference_network_fits_its_task_preset(name):
     task_name, params, (lo, hi) = REFERENCE_NETS[name]
@@ -231,7 +227,6 @@ def test_reference_network_fits_its_task_preset(name):
     assert dist < 0.5 * zero, f"{name}: distance {dist:.3f} not far below the all-zero output's {zero:.3f}"
 
 
-@needs_reference
 @pytest.mark.parametrize("name", [n for n in REFERENCE_NETS if REFERENCE_NETS[n][0] in ("and", "or", "not")])
 def test_reference_gates_match_readme_on_noise_free_trials(name):
     """The README's gate figures match noise-free trials closely (the published gate generators have their input
@@ -242,7 +237,6 @@ def test_reference_gates_match_readme_on_noise_free_trials(name):
     assert lo / 1.25 <= dist <= 1.25 * hi, f"{name}: noise-free distance {dist:.3f}, README {lo}-{hi}"
 
 
-@needs_reference
 def test_reference_flipflop3_fits_its_task_preset():
     model = read_keras(FF3 / "trained.hdf5")
     _, _, mse, targets, out = _distances(make_task("flipflop3"), model, 64)
@@ -260,14 +254,12 @@ def _initial(net: Path) -> dict[str, np.ndarray]:
     return read_keras(net / "initial.hdf5").params
 
 
-@needs_reference
 @pytest.mark.parametrize("net", [p for p in ALL_REFERENCE_FILES if "orthogonal" in p.name], ids=lambda p: p.name)
 def test_reference_initial_orthogonal(net):
     W = _initial(net)["W_rec"].astype(np.float64)
     np.testing.assert_allclose(W @ W.T, np.eye(W.shape[0]), atol=1e-5)
 
 
-@needs_reference
 def test_reference_initial_normal_and_jaxrnn_draws_the_same_laws():
     stats = pytest.importorskip("scipy.stats")
     W_normal = _initial(NETS_2019 / "and_nonoise_normal_07")["W_rec"].astype(np.float64)
@@ -305,15 +297,18 @@ def test_reference_initial_normal_and_jaxrnn_draws_the_same_laws():
 
 def test_import_keras_writes_a_run_directory(tmp_path):
     files = [DATA / "rnn_nobias_out1.h5", DATA / "rnn_nobias_out1.keras"]
-    out = import_keras(files, "and", tmp_path / "run", params={"T": 100}, n_trials=16)
+    written = import_keras(files, "and", tmp_path / "run", params={"T": 100}, n_trials=16)
+    out = written.path
     run = store.load_run(out)
+    assert run.evaluation is not None and run.evaluation_settings["trials"] == 16
     model = read_keras(files[0])
     assert run.members.tolist() == [0, 1]
     assert run.config.units == 6 and run.config.bias is False and run.config.task.T == 100
+    ens = run.ensemble
     for k in model.params:
-        assert run.params_final[k].shape == (2, *model.params[k].shape)
-        np.testing.assert_array_equal(run.params_final[k][0], model.params[k])
-        np.testing.assert_array_equal(run.params_init[k], run.params_final[k])  # no initial files given
+        assert ens.params_final[k].shape == (2, *model.params[k].shape)
+        np.testing.assert_array_equal(ens.params_final[k][0], model.params[k])
+        np.testing.assert_array_equal(ens.params_init[k], ens.params_final[k])  # no initial files given
     assert [Path(p).name for p in run.meta["extra"]["imported_from"]] == [f.name for f in files]
     rows = store.load_members_table(out)
     assert len(rows) == 2 and all(r["distance"] is not None and np.isfinite(r["distance"]) for r in rows)
@@ -380,7 +375,6 @@ def _bare_hdf5(path: Path) -> Path:
     return path
 
 
-@needs_reference
 def test_cli_import_keras_reference(tmp_path):
     net = NETS_2019 / "and_noise_orthogonal_04"
     result = _cli(
@@ -397,9 +391,9 @@ def test_cli_import_keras_reference(tmp_path):
     run = store.load_run(tmp_path / "run")
     for which, path in (("params_final", "trained.hdf5"), ("params_init", "initial.hdf5")):
         ref = read_keras(net / path).params
-        assert getattr(run, which).keys() == ref.keys()
+        assert getattr(run.ensemble, which).keys() == ref.keys()
         for k in ref:
-            np.testing.assert_array_equal(getattr(run, which)[k][0], ref[k])
+            np.testing.assert_array_equal(getattr(run.ensemble, which)[k][0], ref[k])
     assert run.config.bias is False and run.config.init == "orthogonal" and run.config.decay == pytest.approx(1e-4)
     assert run.hparams.lr == pytest.approx(1e-4) and run.meta["extra"]["optimizer"]["class_name"] == "Adam"
     assert store.load_members_table(tmp_path / "run")[0]["success"] is True

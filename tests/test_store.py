@@ -1,6 +1,10 @@
-"""Run directories: round trips, atomic writes, damaged/foreign files, checkpoints and resume, diverged members."""
+"""Run directories: round trips, atomic writes, damaged/foreign files, checkpoints and resume, diverged members,
+the one-writer lock."""
 
 import json
+import os
+import subprocess
+import sys
 import zipfile
 
 import jax
@@ -39,10 +43,14 @@ def trained():
     return cfg, ens, ev
 
 
+EVAL = {"trials": 32, "seed": 0, "success_at": 0.9}
+
+
 @pytest.fixture
 def run_dir(tmp_path, trained):
     cfg, ens, ev = trained
-    return store.save_run(tmp_path / "run", cfg, ens, ev, seed=SEED, hparams=HP, extra={"note": "test"})
+    extra = {"note": "test", "evaluation": EVAL}
+    return store.save_run(tmp_path / "run", cfg, ens, ev, seed=SEED, hparams=HP, extra=extra, command=["x", "y"])
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -68,19 +76,17 @@ def test_config_from_foreign_dict():
 def test_save_and_load_run(run_dir, trained):
     cfg, ens, ev = trained
     names = {p.name for p in run_dir.iterdir()}
-    assert names == {"config.json", "params.npz", "history.npz", "members.csv"}  # no checkpoint, no temp file
+    assert names == {"config.json", "params.npz", "history.npz", "members.csv", "evaluation.npz"}  # no checkpoint
     run = store.load_run(run_dir)
-    assert run.config == cfg and run.seed == SEED and run.hparams == HP
+    assert run.config == cfg and run.seed == SEED and run.hparams == HP and run.path == run_dir
     np.testing.assert_array_equal(run.members, MEMBERS)
-    allclose(run.params_init, ens.params_init, rtol=0, atol=0)
-    allclose(run.params_final, ens.params_final, rtol=0, atol=0)
-    np.testing.assert_array_equal(run.loss, ens.loss)
-    np.testing.assert_array_equal(run.stop_epoch, ens.stop_epoch)
-    np.testing.assert_array_equal(run.diverged, ens.diverged)
+    allclose(run.ensemble, ens, rtol=0, atol=0)  # every field: ids, params, loss, stop epochs, divergence
+    allclose(run.evaluation, ev, rtol=0, atol=0)
+    assert run.evaluation_settings == EVAL and run.origin == "loaded"
     meta = run.meta
-    assert meta["complete"] and meta["extra"] == {"note": "test"}
+    assert meta["complete"] and meta["extra"] == {"note": "test", "evaluation": EVAL}
     assert {"jaxrnn", "jax", "jaxlib"} <= set(meta["versions"]) and meta["device"]["count"] >= 1
-    assert isinstance(meta["argv"], list)
+    assert meta["argv"] == ["x", "y"]
     with np.load(run_dir / "params.npz", allow_pickle=False) as z:
         assert z["init/W_rec"].shape == (3, 8, 8) and z["final/W_out"].shape == (3, 1, 8)
     rows = store.load_members_table(run_dir)
@@ -204,18 +210,61 @@ def test_diverged_member_is_isolated(tmp_path, trained):
         allclose(member(ens.params_final, i), member(untouched.params_final, i))
         allclose(ens.loss[i], untouched.loss[i])
     ones = np.ones(3)
-    ev = Evaluation(ones, ones, ones, ones[:, None], ones, ones > 0, ones > 0)  # pretend every member succeeded
-    store.save_run(tmp_path, cfg, ens, ev, seed=SEED, hparams=HP)
+    ev = Evaluation(ones, ones, ones, np.ones((3, 4)), ones, ones > 0, ones > 0)  # pretend every member succeeded
+    store.save_run(tmp_path, cfg, ens, ev, seed=SEED, hparams=HP, extra={"evaluation": EVAL})
     rows = store.load_members_table(tmp_path)
     assert [r["diverged"] for r in rows] == [False, True, False]
     assert [r["success"] for r in rows] == [True, False, True]  # a diverged member has failed
     assert "1,5," in (tmp_path / "members.csv").read_text()  # member 1, seed 5 row exists
-    assert store.load_run(tmp_path).diverged.tolist() == [False, True, False]
+    assert store.load_run(tmp_path).ensemble.diverged.tolist() == [False, True, False]
 
 
 def test_npz_written_by_store_has_no_pickles(run_dir):
-    for name in ("params.npz", "history.npz"):
+    for name in ("params.npz", "history.npz", "evaluation.npz"):
         with zipfile.ZipFile(run_dir / name) as z:
             for member in z.namelist():
                 header = z.read(member)[:128]
                 assert b"'descr': '|O'" not in header and b"'descr': 'O'" not in header
+
+
+def test_effective_weights_are_the_one_explicit_way(tmp_path, trained):
+    """A Dale + sparsity run stores the free W_rec; `Run.effective` gives |W|·D ⊙ M, what analyses must see."""
+    from jaxrnn.network import effective_params
+
+    cfg = tiny(dale=True, sparsity=0.5)
+    ens = fit(cfg, SEED, MEMBERS, HP)
+    run = store.load_run(store.save_run(tmp_path, cfg, ens, None, seed=SEED, hparams=HP))
+    assert run.evaluation is None
+    W = run.effective("final")["W_rec"]
+    assert not np.allclose(W, run.ensemble.params_final["W_rec"])  # the stored matrix is the free one
+    np.testing.assert_allclose(W, np.asarray(effective_params(ens.params_final, cfg.net)["W_rec"]))
+    n_exc = cfg.net.n_exc
+    assert np.all(W[:, :, :n_exc] >= 0) and np.all(W[:, :, n_exc:] <= 0)
+    assert np.all(W[run.ensemble.params_final["rec_mask"] == 0] == 0)
+
+
+_HOLD = """
+import sys, time
+from jaxrnn import store
+with store.locked(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_one_writer_lock_names_the_holder_and_dies_with_it(tmp_path):
+    folder = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(store.RunLocked, match=f"in use by process {holder.pid} ") as info:
+            with store.locked(folder):
+                pass
+        assert "\n" not in str(info.value)
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs in the holder
+        holder.wait()
+    assert (folder / store.LOCK).exists()  # the stale lock file stays behind ...
+    with store.locked(folder):  # ... and does not block; the lock is reentrant within a process
+        with store.locked(folder):
+            assert (folder / store.LOCK).read_text().split()[0] == str(os.getpid())

@@ -4,6 +4,11 @@ within one weight of the requested ones). The studies run once, in the layout of
 reuse the earlier ones' run directories as they do in a real run."""
 
 import csv
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import jax
@@ -13,17 +18,21 @@ import pytest
 from jaxrnn.analysis.lesion import lesion_ensemble
 from jaxrnn.evaluate import evaluate
 from jaxrnn.store import load_run
-from jaxrnn.studies import SCALES, STUDIES, ei_spectrum, memory, run_study, success_table
+from jaxrnn.studies import SCALES, STUDIES, Study, ei_spectrum, memory, run_study, success_table
 from jaxrnn.studies import lesion as lesion_study
 
 ORDER = ("success_table", "spectral_migration", "lesion", "memory_delay", "memory_size")
+
+
+def study(name: str, scale: str = "smoke", **kw) -> Path:
+    return run_study(STUDIES[name], scale=scale, **kw)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("results")
     for name in ORDER:
-        out = run_study(name, scale="smoke", out=base / name)
+        out = study(name, out=base / name)
         assert out == base / name
     return base
 
@@ -37,13 +46,18 @@ def _f(row, key) -> float:
     return float(row[key])
 
 
-def test_registry_and_validation():
+def test_registry_and_validation(tmp_path):
     assert set(ORDER) <= set(STUDIES)
     assert SCALES == ("smoke", "cpu", "paper")
-    with pytest.raises(ValueError, match="allowed: .*success_table"):
-        run_study("no_such_study")
+    for name, s in STUDIES.items():
+        assert isinstance(s, Study) and s.name == name and set(s.scales) == set(SCALES) and s.summary
     with pytest.raises(ValueError, match="allowed: smoke, cpu, paper"):
-        run_study("lesion", scale="huge")
+        study("lesion", scale="huge")
+    with pytest.raises(ValueError, match="takes no network option cell"):
+        study("memory_delay", options={"cell": "gru"}, out=tmp_path / "x")
+    with pytest.raises(ValueError, match="--run applies to"):
+        study("success_table", run=tmp_path, out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("name", ORDER)
@@ -51,14 +65,14 @@ def test_every_study_writes_report_and_files(results, name):
     out = results / name
     report = (out / "report.md").read_text()
     for fact in (
-        "command:",
+        "command: `jaxrnn study",
         "scale: **smoke**",
         "members per condition",
-        "protocol:",
-        "success criterion:",
+        "Success criterion:",
+        "| ensemble | task | network | members | training | optimizer |",
         "device:",
-        "CPU cores",
-        "wall time:",
+        "cores visible",
+        "wall time",
         "omparison",
     ):
         assert fact in report, f"{name}/report.md lacks {fact!r}"
@@ -72,7 +86,8 @@ def test_every_study_writes_report_and_files(results, name):
 def test_success_table_rates_and_intervals(results):
     rows = _rows(results / "success_table" / "success_table.csv")
     sc = success_table.SCALES["smoke"]
-    assert [(r["task"], r["init"]) for r in rows] == [(t, i) for t in sc.tasks for i in success_table.INITS]
+    tasks = sc.grid["tasks"]
+    assert [(r["task"], r["init"]) for r in rows] == [(t, i) for t in tasks for i in success_table.INITS]
     for r in rows:
         assert int(r["members"]) == sc.members
         assert 0 <= int(r["successes"]) <= int(r["members"])
@@ -85,7 +100,8 @@ def test_success_table_rates_and_intervals(results):
     assert "original" in md and md.count("\n|") >= len(rows) + 1
     kind = jax.devices()[0].device_kind
     report = (results / "success_table" / "report.md").read_text()
-    assert f"trained on (as recorded in the run directories): {kind} (cpu): {len(rows)} ensembles" in report
+    assert report.count(f"| {kind} (cpu) |") == len(rows)  # each ensemble's device, read from its run directory
+    assert "- and: " in report and "held-out trials are correct" in report  # the task's own success rule
 
 
 def test_spectral_migration_reuses_and_is_sane(results):
@@ -93,7 +109,8 @@ def test_spectral_migration_reuses_and_is_sane(results):
     assert not [p for p in (out / "runs").iterdir() if p.is_dir()], "should reuse the success table's ensembles"
     rows = _rows(out / "spectral_members.csv")
     sc = success_table.SCALES["smoke"]
-    assert len(rows) == sc.members * len(sc.tasks) * len(success_table.INITS)
+    tasks = sc.grid["tasks"]
+    assert len(rows) == sc.members * len(tasks) * len(success_table.INITS)
     for r in rows:
         assert _f(r, "trained_radius") >= 0 and float(r["trained_n_outside"]) >= 0
         assert 0 <= _f(r, "trained_henrici") <= 1
@@ -103,7 +120,7 @@ def test_spectral_migration_reuses_and_is_sane(results):
             assert float(r["initial_n_outside"]) == 0
             assert _f(r, "initial_henrici") < 1e-3
     summary = _rows(out / "spectral_summary.csv")
-    assert len(summary) == len(sc.tasks) * len(success_table.INITS)
+    assert len(summary) == len(tasks) * len(success_table.INITS)
     for s in summary:
         assert _f(s, "trained_radius_q25") <= _f(s, "trained_radius_median") <= _f(s, "trained_radius_q75")
 
@@ -111,10 +128,13 @@ def test_spectral_migration_reuses_and_is_sane(results):
 def test_lesion_levels_fractions_and_extremes(results):
     out = results / "lesion"
     rows = _rows(out / "lesion.csv")
-    fractions = lesion_study.SCALES["smoke"].fractions
+    grid = lesion_study.SCALES["smoke"].grid
+    fractions = grid["fractions"]
     assert len(rows) == 5 * len(fractions)
     run = load_run(results / "success_table" / "runs" / "and_orthogonal")  # the ensemble the lesion study reused
-    base = evaluate(run.config.task, run.config.net, run.params_final, n_trials=lesion_study.SCALES["smoke"].n_eval)
+    assert not [p for p in (out / "runs").iterdir() if p.is_dir()]
+    final = run.effective("final")
+    base = evaluate(run.config.task, run.config.net, final, n_trials=grid["lesion_trials"])
     for r in rows:
         f = _f(r, "requested_fraction")
         if r["mode"].endswith("bands"):  # a band removes the weights between the previous level and this one
@@ -125,7 +145,7 @@ def test_lesion_levels_fractions_and_extremes(results):
         if int(r["level"]) == 0:  # 0% removed: the unlesioned evaluation
             assert _f(r, "distance_mean") == pytest.approx(float(np.mean(base.distance)), rel=1e-4)
             assert _f(r, "success_rate") == pytest.approx(float(np.mean(base.success)))
-    full = lesion_ensemble(run.params_final["W_rec"], "both_cumulative", [fractions[-1]])
+    full = lesion_ensemble(final["W_rec"], "both_cumulative", [fractions[-1]])
     assert fractions[-1] == 1.0 and np.all(np.asarray(full.weights) == 0)
     assert "W_rec all zero = True" in (out / "report.md").read_text()
 
@@ -133,7 +153,7 @@ def test_lesion_levels_fractions_and_extremes(results):
 @pytest.mark.parametrize("name", ["memory_delay", "memory_size"])
 def test_memory_curves(results, name):
     rows = _rows(results / name / f"{name}.csv")
-    pts = memory.points(name, "smoke")
+    pts = memory.points(name, STUDIES[name].scales["smoke"])
     assert [(int(r["delay"]), int(r["units"])) for r in rows] == pts
     for r in rows:
         assert 0.0 <= _f(r, "wilson_low") <= _f(r, "rate") <= _f(r, "wilson_high") <= 1.0
@@ -143,11 +163,11 @@ def test_memory_curves(results, name):
 
 
 def test_ei_spectrum_smoke(tmp_path):
-    out = run_study("ei_spectrum", scale="smoke", out=tmp_path / "ei_spectrum")
+    out = study("ei_spectrum", out=tmp_path / "ei_spectrum")
     sc = ei_spectrum.SCALES["smoke"]
     rows = _rows(out / "ei_spectrum.csv")
     assert [(r["init"], float(r["e_fraction"]), int(r["units"])) for r in rows] == [
-        (i, f, n) for i in ei_spectrum.INITS for f in sc.fractions for n in sc.units
+        (i, f, n) for i in ei_spectrum.INITS for f in sc.grid["fractions"] for n in sc.grid["units"]
     ]
     for r in rows:
         assert int(r["n_exc"]) == int(np.floor(float(r["e_fraction"]) * int(r["units"]) + 0.5))
@@ -155,19 +175,19 @@ def test_ei_spectrum_smoke(tmp_path):
         assert 0 <= _f(r, "trained_ring_index_median") <= 1
     assert len(_rows(out / "ei_members.csv")) == sc.members * len(rows)
     report = (out / "report.md").read_text()
-    for fact in ("command:", "scale: **smoke**", "CPU cores", "bulk radius", "](eigenvalues.png)", "](radius.png)"):
+    for fact in ("command:", "scale: **smoke**", "cores visible", "bulk radius", "](eigenvalues.png)", "](radius.png)"):
         assert fact in report
     run = load_run(next(p for p in (out / "runs").iterdir() if p.is_dir()))
-    assert run.config.dale and run.config.e_fraction == sc.fractions[0]
+    assert run.config.dale and run.config.e_fraction == sc.grid["fractions"][0]
 
 
 def test_success_table_with_network_options(tmp_path):
     """`--dale --sparsity` reach every ensemble, name its run directory and are stated in the report."""
-    out = run_study("success_table", scale="smoke", out=tmp_path / "st", dale=True, sparsity=0.5)
+    out = study("success_table", out=tmp_path / "st", options={"dale": True, "sparsity": 0.5})
     runs = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir())
     assert runs == ["and_normal_dale0.8_sparsity0.5", "and_orthogonal_dale0.8_sparsity0.5"]
     run = load_run(out / "runs" / runs[0])
-    assert run.config.dale and run.config.sparsity == 0.5 and "rec_mask" in run.params_final
+    assert run.config.dale and run.config.sparsity == 0.5 and "rec_mask" in run.ensemble.params_final
     assert "Dale's law with E fraction 0.8" in (out / "report.md").read_text()
 
 
@@ -191,3 +211,38 @@ def test_ei_bulk_edge_gap_rule(seed):
     stats = ei_spectrum.spectrum_stats(planted[None], np.array([radius]))
     assert stats["n_outliers"][0] == 2
     assert stats["disc_radius"][0] == pytest.approx(radius, rel=0.08)
+
+
+def _cli(*args, cwd, **kw):
+    return subprocess.Popen(
+        [sys.executable, "-m", "jaxrnn.cli", *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def test_study_killed_during_training_resumes_and_matches(tmp_path):
+    """SIGKILL a study while it trains; the same command resumes the killed ensemble from its checkpoint, and its
+    CSVs equal those of an uninterrupted run of the same command."""
+    cmd = ["study", "memory_delay", "--scale", "smoke", "--no-progress", "--out"]
+    whole = _cli(*cmd, "whole", cwd=tmp_path)
+    killed = _cli(*cmd, "killed", cwd=tmp_path)
+    ckpt = tmp_path / "killed" / "runs" / "delay20_N8" / "checkpoint.npz"
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.communicate()
+    assert ckpt.exists(), "the study finished its first ensemble before it could be killed"
+    assert not (tmp_path / "killed" / "memory_delay.csv").exists()
+    again = _cli(*cmd, "killed", cwd=tmp_path)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert "resuming from the checkpoint at epoch" in err
+    _, err = whole.communicate(timeout=600)
+    assert whole.returncode == 0, err
+    for name in ("memory_delay.csv", "comparison.csv"):
+        assert (tmp_path / "killed" / name).read_text() == (tmp_path / "whole" / name).read_text()

@@ -324,8 +324,10 @@ def import_keras(
     initial: str | Path | Sequence[str | Path] | None = None,
     params: dict | None = None,
     n_trials: int = 512,
-) -> Path:
-    """Write a jaxrnn run directory holding Keras networks, one member per file, evaluated on `task`.
+    command: Sequence[str] | None = None,
+):
+    """Write a jaxrnn run directory holding Keras networks, one member per file, evaluated on `task`
+    (`jaxrnn.runs.save_networks`: the same lock, checks, evaluation and files as a trained run).
 
     The TrainConfig takes the task from `make_task(task, **params)`, N and the RNN bias from the files, the init
     from the recurrent initializer's class (Orthogonal -> "orthogonal", RandomNormal -> "normal", any other ->
@@ -342,13 +344,13 @@ def import_keras(
         initial: initial-weight file(s), one per trained file, or None.
         params: task parameters overriding the paper preset (e.g. {"noise": 0.0}).
         n_trials: held-out trials of the evaluation written to members.csv.
+        command: the command line to record in config.json.
     Returns:
-        The run directory.
+        The `jaxrnn.store.Run` written.
     Raises:
         KerasError: unreadable or unsupported files, files of different shapes, or a task of other n_in / n_out.
     """
-    from jaxrnn import store
-    from jaxrnn.evaluate import evaluate
+    from jaxrnn.runs import save_networks
     from jaxrnn.tasks import make_task
     from jaxrnn.train import Ensemble, Hparams
 
@@ -389,16 +391,14 @@ def import_keras(
         stop_epoch=np.zeros(E, np.int32),
         diverged=np.zeros(E, bool),
     )
-    evaluation = evaluate(the_task, config.net, ensemble.params_final, n_trials=n_trials)
     extra = {
         "imported_from": [str(f.resolve()) for f in files],
         "initial_from": None if initial is None else [str(Path(f).resolve()) for f in initial],
         "optimizer": first.optimizer,
         "keras_version": first.keras_version,
         "recurrent_initializer": first.recurrent_initializer,
-        "evaluation": {"trials": n_trials, "seed": 0, "success_at": 0.9},
     }
-    return store.save_run(out, config, ensemble, evaluation, seed=0, hparams=hparams, extra=extra)
+    return save_networks(out, config, ensemble, hparams=hparams, n_eval=n_trials, command=command, extra=extra)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -38,25 +38,12 @@ member), `eigenvalues.png` (complex plane per condition), `radius.png` (bulk rad
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from pathlib import Path
-
 import numpy as np
 
 from jaxrnn.analysis.spectrum import eigenvalues
 from jaxrnn.evaluate import wilson_interval
-from jaxrnn.studies._common import (
-    Protocol,
-    Trained,
-    command_line,
-    ignore_runs,
-    log,
-    md_table,
-    train_or_load,
-    write_csv,
-    write_report,
-)
+from jaxrnn.store import Run
+from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, write_csv
 from jaxrnn.tasks import make_task
 
 NAME = "ei_spectrum"
@@ -67,37 +54,17 @@ OUTLIER_CANDIDATES = 5  # k: at most this many outliers
 SPACING_RANKS = 10  # M: ranks below the candidates over which the typical spacing is measured
 GAP_FACTOR = 60.0  # above the largest top-5 gap / spacing (54) of 600 plain Ginibre spectra, N = 50-200
 
-
-@dataclasses.dataclass(frozen=True)
-class Scale:
-    """A scale preset: the grid of E fractions and sizes, members, protocol and how it departs from a full run."""
-
-    fractions: tuple[float, ...]
-    units: tuple[int, ...]
-    members: int
-    protocol: Protocol
-    reduced: str
-    alpha: float = 0.2
-
-    def config(self, init: str, e_fraction: float, units: int):
-        """The TrainConfig of one condition: the AND task, Dale's law, leak `alpha`, this protocol."""
-        cfg = self.protocol.config(make_task("and"), init, units)
-        return dataclasses.replace(cfg, dale=True, e_fraction=e_fraction, alpha=self.alpha)
-
-
+#: grid: the E fractions and sizes swept; every condition is the AND task with Dale's law at the protocol's leak.
 SCALES = {
     "smoke": Scale(
-        fractions=(0.8,),
-        units=(10,),
         members=2,
-        protocol=Protocol(units=10, epochs=1, n_train=64, batch_size=32, lr=1e-3, n_eval=32),
+        protocol=Protocol(units=10, epochs=1, n_train=64, batch_size=32, lr=1e-3, n_eval=32, alpha=0.2),
         reduced="Smoke test only (CI): N = 10, E fraction 0.8, one epoch of 64 trials; the numbers mean nothing.",
+        grid={"fractions": (0.8,), "units": (10,)},
     ),
     "cpu": Scale(
-        fractions=(0.5, 0.65, 0.8),
-        units=(50, 100, 200),
         members=4,
-        protocol=Protocol(units=50, epochs=4, n_train=1024, batch_size=64, lr=1e-3, n_eval=256),
+        protocol=Protocol(units=50, epochs=4, n_train=1024, batch_size=64, lr=1e-3, n_eval=256, alpha=0.2),
         reduced=(
             "Reduced to fit about 10 minutes on 2 CPU cores: 4 members per condition, 4 epochs × 1,024 AND trials per "
             "member (the paper protocol: 20 × 15,000), Adam lr 1e-3, 256 held-out trials. Leak a = dt/tau = 0.2 "
@@ -106,29 +73,25 @@ SCALES = {
             "(tests/test_constraints.py::test_dale_and_ensemble_learns). 64 updates are few: the spectra are those "
             "of networks early in training."
         ),
+        grid={"fractions": (0.5, 0.65, 0.8), "units": (50, 100, 200)},
     ),
     "paper": Scale(
-        fractions=(0.5, 0.65, 0.8),
-        units=(50, 100, 200, 400),
         members=20,
-        protocol=Protocol(units=50, epochs=20, n_train=None, batch_size=None, lr=1e-4, n_eval=512),
+        protocol=Protocol(units=50, epochs=20, lr=1e-4, n_eval=512, alpha=0.2),
         reduced="The original AND protocol (DESIGN.md §3) with Dale's law, 20 members per condition.",
+        grid={"fractions": (0.5, 0.65, 0.8), "units": (50, 100, 200, 400)},
     ),
 }
 
 
-def ensembles(scale: str, members: int | None, runs_dir: Path) -> dict[tuple[str, float, int], Trained]:
-    """Train (or reuse) every init × E fraction × N ensemble of a scale: {(init, e_fraction, units): Trained}."""
-    sc = SCALES[scale]
-    E = members or sc.members
+def ensembles(ctx: Context) -> dict[tuple[str, float, int], Run]:
+    """Train (or reuse) every init × E fraction × N ensemble of the scale: {(init, e_fraction, units): Run}."""
     out = {}
     for init in INITS:
-        for f in sc.fractions:
-            for n in sc.units:
-                cfg = sc.config(init, f, n)
-                out[(init, f, n)] = train_or_load(
-                    cfg, runs_dir / f"{init}_e{f:g}_N{n}", members=E, protocol=sc.protocol
-                )
+        for f in ctx.scale.grid["fractions"]:
+            for n in ctx.scale.grid["units"]:
+                cfg = ctx.scale.config(make_task("and"), init=init, units=n, dale=True, e_fraction=f)
+                out[(init, f, n)] = ctx.train(cfg, f"{init}_e{f:g}_N{n}")
     return out
 
 
@@ -192,7 +155,7 @@ def analyse(results: dict) -> tuple[list[dict], list[dict], dict]:
     """Member rows, condition rows and {(init, fraction, N): (initial eigs, trained eigs)} of the ensembles."""
     members, conditions, eigs = [], [], {}
     for (init, f, n), tr in results.items():
-        W0, W1 = tr.params_init["W_rec"], tr.params_final["W_rec"]  # W_eff
+        W0, W1 = tr.effective("init")["W_rec"], tr.effective("final")["W_rec"]
         e0, e1 = eigenvalues(W0), eigenvalues(W1)  # float64, host
         eigs[(init, f, n)] = (e0, e1)
         n_exc = tr.config.net.n_exc
@@ -214,7 +177,6 @@ def analyse(results: dict) -> tuple[list[dict], list[dict], dict]:
             row[f"{stage}_bulk_radius_q25"] = float(np.quantile(s["bulk_radius"], 0.25))
             row[f"{stage}_bulk_radius_q75"] = float(np.quantile(s["bulk_radius"], 0.75))
             row[f"{stage}_n_outliers_total"] = int(np.sum(s["n_outliers"]))
-        row["train_seconds"] = tr.seconds
         conditions.append(row)
     return members, conditions, eigs
 
@@ -253,24 +215,12 @@ def _verdict(rows: list[dict], key: str = "trained_bulk_radius_median", what: st
     return lines
 
 
-def run(
-    scale: str = "smoke",
-    members: int | None = None,
-    out: Path | None = None,
-    run: Path | None = None,
-) -> Path:
-    """Run the E/I spectrum study (see the module docstring); returns the output directory."""
+def run(ctx: Context) -> list[str]:
+    """The E/I spectrum study (module docstring): writes its files under `ctx.out`, returns the report body."""
     from jaxrnn.plots.studies import plot_ei_radius, plot_ei_spectra
 
-    t0 = time.time()
-    out = Path(out) if out is not None else Path("results") / NAME
-    out.mkdir(parents=True, exist_ok=True)
-    ignore_runs(out)
-    if run is not None:
-        log("ei_spectrum: --run is ignored (the study trains one ensemble per condition)")
-    sc = SCALES[scale]
-    E = members or sc.members
-    results = ensembles(scale, E, out / "runs")
+    out = ctx.out
+    results = ensembles(ctx)
     member_rows, rows, eigs = analyse(results)
     write_csv(out / "ei_members.csv", member_rows)
     write_csv(out / "ei_spectrum.csv", rows)
@@ -360,18 +310,13 @@ def run(
         "the claim is read off the spreads above: a spread across fractions or N comparable to the interquartile "
         "range across members is no dependence at this scale; and a ring index near 0.33 is a disc, not a ring.",
     ]
-    cfg0 = next(iter(results.values())).config
-    write_report(
-        out,
-        title="E/I (Dale's law) spectra: bulk radius vs E fraction and N",
-        command=command_line(NAME, scale, members, out, run),
-        scale=scale,
-        members=E,
-        protocol=f"AND task with Dale's law, leak a = {sc.alpha:g}: " + sc.protocol.describe(cfg0).split(", N =")[0],
-        reduced=sc.reduced,
-        criterion=sc.protocol.criterion(),
-        wall_seconds=time.time() - t0,
-        body=body,
-        trained=list(results.values()),
-    )
-    return out
+    return body
+
+
+STUDY = Study(
+    name=NAME,
+    title="E/I (Dale's law) spectra: bulk radius vs E fraction and N",
+    summary="eigenvalues of trained Dale's-law AND networks: disc or ring, bulk radius against E fraction and N",
+    scales=SCALES,
+    run=run,
+)

@@ -11,19 +11,16 @@ Jarne & Laje 2019 §5): train an ensemble on `flipflop3` and measure, per member
   * linear CKA between every pair of members' trajectories on the test sequence, and clusters of members;
   * time-translation invariance of the response to a pulse presented at several onsets in a longer trial;
 
-and the same for the original tutorial's trained network (`reference/jarne_2023_flipflop3/`, N = 400).
+and the same for the original tutorial's trained network (`jaxrnn.reference`, `flipflop3_N400_orthogonal`, N = 400).
 """
 
 from __future__ import annotations
-
-import dataclasses
-import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn import reference
 from jaxrnn.analysis import cube as cube_mod
 from jaxrnn.analysis import fixed_points as fp_mod
 from jaxrnn.analysis import invariance as inv_mod
@@ -31,124 +28,59 @@ from jaxrnn.analysis import linearization, similarity
 from jaxrnn.analysis.states import ensemble_states, project
 from jaxrnn.evaluate import evaluate
 from jaxrnn.network import NetConfig
-from jaxrnn.studies._common import (
-    Protocol,
-    Trained,
-    command_line,
-    from_run,
-    ignore_runs,
-    log,
-    md_table,
-    train_or_load,
-    write_csv,
-    write_report,
-)
+from jaxrnn.studies.base import Context, Protocol, Scale, Study, log, md_table, write_csv
 from jaxrnn.tasks import make_task
-from jaxrnn.train import TrainConfig
 
 NAME = "flipflop3"
-
-#: the tutorial's trained network (Keras SimpleRNN(400), no bias, orthogonal init), beside this repository
-REFERENCE_NETWORK = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "reference"
-    / "jarne_2023_flipflop3"
-    / "networks"
-    / "flipflop3_N400_orthogonal"
-    / "trained.hdf5"
-)
+#: the tutorial's trained network (Keras SimpleRNN(400), no bias, orthogonal init), in `jaxrnn.reference`
+REFERENCE_NETWORK = "flipflop3_N400_orthogonal"
 
 
-@dataclasses.dataclass(frozen=True)
-class Scale:
-    """Training and analysis sizes of a scale.
-
-    Attributes:
-        units: N. members: default E. protocol: "online" (fresh trials each update) or "paper". epochs, n_train,
-        batch_size: an epoch is n_train // batch_size updates. lr: Adam learning rate (Keras decay 1e-4 on top).
-        clip_norm: gradient clipping (None = off). threshold: early stop (None = the paper's 9e-3).
-        n_eval: held-out trials. hold: steps per pattern of the test sequence. fp_starts, fp_steps: fixed-point
-        searches per member and Adam steps each. ref_starts: searches for the N = 400 reference network.
-        n_noise: noise draws per onset in the invariance test. reduced: what the scale changes, for the report.
-    """
-
-    units: int
-    members: int
-    protocol: str
-    epochs: int
-    n_train: int
-    batch_size: int
-    lr: float
-    clip_norm: float | None
-    threshold: float | None
-    n_eval: int
-    hold: int
-    fp_starts: int
-    fp_steps: int
-    ref_starts: int
-    n_noise: int
-    reduced: str
-
-
+#: Analysis sizes per scale (Scale.grid): hold: steps per pattern of the test sequence; fp_starts, fp_steps:
+#: fixed-point searches per member and the length of each; ref_starts: searches for the N = 400 reference network;
+#: n_noise: noise draws per onset in the invariance test.
 SCALES = {
     "smoke": Scale(
-        units=16,
         members=2,
-        protocol="online",
-        epochs=2,
-        n_train=64,
-        batch_size=16,
-        lr=1e-3,
-        clip_norm=1.0,
-        threshold=0.0,
-        n_eval=32,
-        hold=60,
-        fp_starts=16,
-        fp_steps=200,
-        ref_starts=8,
-        n_noise=2,
+        protocol=Protocol(
+            units=16,
+            epochs=2,
+            n_train=64,
+            batch_size=16,
+            protocol="online",
+            lr=1e-3,
+            clip_norm=1.0,
+            threshold=0.0,
+            n_eval=32,
+        ),
         reduced="Smoke test only (CI): N = 16, 2 members, 8 updates; the numbers mean nothing.",
+        grid=dict(hold=60, fp_starts=16, fp_steps=200, ref_starts=8, n_noise=2),
     ),
     "cpu": Scale(
-        units=100,
         members=8,
-        protocol="online",
-        epochs=24,
-        n_train=3200,
-        batch_size=64,
-        lr=1e-3,
-        clip_norm=1.0,
-        threshold=0.0,
-        n_eval=256,
-        hold=120,
-        fp_starts=128,
-        fp_steps=1000,
-        ref_starts=64,
-        n_noise=16,
+        protocol=Protocol(
+            units=100,
+            epochs=24,
+            n_train=3200,
+            batch_size=64,
+            protocol="online",
+            lr=1e-3,
+            clip_norm=1.0,
+            threshold=0.0,
+            n_eval=256,
+        ),
         reduced="Reduced to fit 2 shared CPU cores: N = 100 (paper 400), 8 members, online protocol (fresh trials "
         "every update) with 1,200 updates of batch 64 (76,800 trials; paper: 20 epochs × 30,000 trials, batch 128, "
         "≈ 4,700 updates), Adam lr 1e-3 with Keras decay and gradient-norm clipping at 1 (paper lr 1e-4, no "
         "clipping), no early stop.",
+        grid=dict(hold=120, fp_starts=128, fp_steps=1000, ref_starts=64, n_noise=16),
     ),
     "paper": Scale(
-        units=400,
         members=20,
-        protocol="paper",
-        epochs=20,
-        n_train=30_000,
-        batch_size=128,
-        lr=1e-4,
-        clip_norm=None,
-        threshold=None,
-        n_eval=512,
-        hold=120,
-        fp_starts=512,
-        fp_steps=5000,
-        ref_starts=512,
-        n_noise=32,
+        protocol=Protocol(units=400, epochs=20, n_train=30_000, batch_size=128, lr=1e-4, n_eval=512),
         reduced="The tutorial's protocol: N = 400, 20 epochs × 30,000 trials, batch 128, Adam lr 1e-4 with decay, "
         "early stop below 9e-3.",
+        grid=dict(hold=120, fp_starts=512, fp_steps=5000, ref_starts=512, n_noise=32),
     ),
 }
 
@@ -160,43 +92,13 @@ _FREE_RUN = 600  # zero-input steps after the test sequence, for the regime labe
 _LATE = 200  # last steps of the free run used for it
 
 
-def train_config(task, sc: Scale) -> TrainConfig:
-    """The TrainConfig of a scale."""
-    return TrainConfig(
-        task=task,
-        units=sc.units,
-        protocol=sc.protocol,
-        epochs=sc.epochs,
-        n_train=sc.n_train,
-        batch_size=sc.batch_size,
-        clip_norm=sc.clip_norm,
-        threshold=sc.threshold,
-    )
-
-
-def describe(cfg: TrainConfig, sc: Scale) -> str:
-    """One line of the training protocol."""
-    data = "fresh trials every update" if cfg.protocol == "online" else "own training set, reshuffled each epoch"
-    clip = f", gradient clipping at global norm {cfg.clip_norm:g}" if cfg.clip_norm else ""
-    return (
-        f"{cfg.protocol} protocol: {cfg.epochs} epochs × {cfg.steps_per_epoch} updates of batch {cfg.batch_size} "
-        f"({data}), Adam lr {sc.lr:g} with decay lr/(1 + {cfg.decay:g}·t){clip}, MSE over every step, early stop "
-        f"below {cfg.threshold:g} (0 = never), N = {cfg.units}, {cfg.init} recurrent init, no RNN bias, "
-        f"flipflop3 task T = {cfg.task.T}, input noise {cfg.task.noise:g}"
-    )
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Analyses of an ensemble (member axis first). Returned as plain numpy dicts.
 
 
-def load_reference() -> tuple[dict, NetConfig] | None:
-    """The tutorial's trained network as (params with a member axis of 1, NetConfig), or None if absent."""
-    if not REFERENCE_NETWORK.is_file():
-        return None
-    from jaxrnn.interop.keras import read_keras
-
-    m = read_keras(REFERENCE_NETWORK)
+def load_reference() -> tuple[dict, NetConfig]:
+    """The tutorial's trained network as (params with a member axis of 1, NetConfig)."""
+    m = reference.network(REFERENCE_NETWORK)
     params = {k: jnp.asarray(v)[None] for k, v in m.params.items()}
     return params, NetConfig(n_in=m.n_in, n_out=m.n_out, units=m.units, bias=m.bias)
 
@@ -217,8 +119,8 @@ def _match_vertices(centroids_full: np.ndarray, stable: np.ndarray) -> tuple[int
     return int(np.sum(nearest < 0.25 * spacing)), nearest
 
 
-def analyse(params: dict, cfg: NetConfig, task, sc: Scale, n_starts: int, seed: int = 0) -> dict:
-    """Every analysis of the study for the members of `params` (member axis first).
+def analyse(params: dict, cfg: NetConfig, task, grid: dict, n_starts: int, seed: int = 0) -> dict:
+    """Every analysis of the study for the members of `params` (member axis first); `grid`: the scale's sizes.
 
     Returns:
         dict of numpy arrays / lists with a leading member axis, plus "seq" (the test sequence), "states" (E, T, N)
@@ -226,7 +128,7 @@ def analyse(params: dict, cfg: NetConfig, task, sc: Scale, n_starts: int, seed: 
     """
     E = jax.tree.leaves(params)[0].shape[0]
     seq = cube_mod.cube_sequence(
-        task.n_bits, hold=sc.hold, repeats=2, pulse_width=task.pulse_width, settle=min(50, sc.hold // 2)
+        task.n_bits, hold=grid["hold"], repeats=2, pulse_width=task.pulse_width, settle=min(50, grid["hold"] // 2)
     )
     cubes = jax.jit(jax.vmap(lambda p: cube_mod.cube(p, cfg, seq)))(params)
     cubes_svd = jax.jit(jax.vmap(lambda p: cube_mod.cube(p, cfg, seq, centered=False)))(params)
@@ -244,7 +146,7 @@ def analyse(params: dict, cfg: NetConfig, task, sc: Scale, n_starts: int, seed: 
     # fixed points of the zero-input map, started from states on each member's own trajectory
     keys = jax.random.split(jax.random.key(seed), E)
     starts = jax.vmap(lambda k, h: fp_mod.sample_starts(k, h, n_starts, noise=0.02))(keys, jnp.asarray(H))
-    fixed = fp_mod.ensemble_fixed_points(params, cfg, starts, steps=sc.fp_steps)
+    fixed = fp_mod.ensemble_fixed_points(params, cfg, starts, steps=grid["fp_steps"])
     centroids_full = np.asarray(jax.vmap(lambda h: cube_mod.centroids(h, seq.label, 2**task.n_bits))(jnp.asarray(H)))
     matched, nearest, stable_pc = [], [], []
     for i, f in enumerate(fixed):
@@ -264,7 +166,7 @@ def analyse(params: dict, cfg: NetConfig, task, sc: Scale, n_starts: int, seed: 
     # time-translation invariance of the response to a +1 pulse on channel 0
     stim = np.zeros((_STIM_WIDTH, task.n_in), np.float32)
     stim[:, 0] = 1.0
-    trials = inv_mod.onset_inputs(stim, _INV_ONSETS, _INV_T, task.noise, jax.random.key(seed + 1), sc.n_noise)
+    trials = inv_mod.onset_inputs(stim, _INV_ONSETS, _INV_T, task.noise, jax.random.key(seed + 1), grid["n_noise"])
     inv = inv_mod.ensemble_invariance(params, cfg, trials, _INV_ONSETS, _INV_WINDOW, channel=0)
 
     return dict(
@@ -373,71 +275,57 @@ def _summary(x) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def run(scale: str, members: int | None, out: Path, run: Path | None) -> Path:
-    """Run the study at `scale` and write `out/` (report.md, CSVs, figures). See the module docstring."""
+def run(ctx: Context) -> list[str]:
+    """The study (module docstring): writes `ctx.out` (CSVs, figures), returns the report body."""
     from jaxrnn.plots import dynamics as plots
 
-    t0 = time.time()
-    sc = SCALES[scale]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ignore_runs(out)
-    protocol = Protocol(units=sc.units, lr=sc.lr, n_eval=sc.n_eval)
-    task = make_task("flipflop3")
-    if run is not None:
-        trained: Trained = from_run(Path(run), protocol)
+    out, sc, g = ctx.out, ctx.scale, ctx.scale.grid
+    if ctx.run is not None:
+        trained = ctx.use(ctx.run)
     else:
-        cfg = train_config(task, sc)
-        trained = train_or_load(
-            cfg, out / "runs" / f"flipflop3_N{sc.units}", members=members or sc.members, protocol=protocol
-        )
+        cfg = sc.config(make_task("flipflop3"))
+        trained = ctx.train(cfg, f"flipflop3_N{cfg.units}")
     cfg = trained.config
     task = cfg.task
     net = cfg.net
-    E = trained.params_final["W_rec"].shape[0]
+    params = jax.tree.map(jnp.asarray, trained.effective("final"))
+    E = params["W_rec"].shape[0]
     ids = list(range(E))
-    params = jax.tree.map(jnp.asarray, trained.params_final)
     ev = trained.evaluation
     log(f"ensemble: {E} members, median MSE {np.median(ev.mse):.4f}; analysing")
-    res = analyse(params, net, task, sc, sc.fp_starts)
+    res = analyse(params, net, task, g, g["fp_starts"])
 
     M = similarity.similarity_matrix(jnp.asarray(res["states"]), "cka")
     clusters = similarity.cluster_members(M, threshold=0.2)
 
     # the reference network
-    ref = load_reference()
-    ref_res, ref_ev, cka_ref = None, None, None
-    if ref is not None:
-        log("reference network")
-        ref_params, ref_net = ref
-        ref_ev = evaluate(task, ref_net, ref_params, n_trials=sc.n_eval)
-        ref_res = analyse(ref_params, ref_net, task, sc, sc.ref_starts)
-        cka_ref = np.asarray(
-            jax.vmap(lambda h: similarity.linear_cka(h, jnp.asarray(ref_res["states"][0])))(jnp.asarray(res["states"]))
-        )
+    log("reference network")
+    ref_params, ref_net = load_reference()
+    ref_ev = evaluate(task, ref_net, ref_params, n_trials=sc.protocol.n_eval)
+    ref_res = analyse(ref_params, ref_net, task, g, g["ref_starts"])
+    cka_ref = np.asarray(
+        jax.vmap(lambda h: similarity.linear_cka(h, jnp.asarray(ref_res["states"][0])))(jnp.asarray(res["states"]))
+    )
 
     # files
     rows = member_rows(res, ids, ev, clusters, cka_ref)
     write_csv(out / "members.csv", rows)
     write_csv(out / "fixed_points.csv", _fp_rows(res, ids))
     write_csv(out / "similarity_cka.csv", [{"member": i, **{str(j): M[i, j] for j in ids}} for i in ids])
-    ref_rows = []
-    if ref_res is not None:
-        ref_rows = member_rows(ref_res, ["reference"], ref_ev)
-        write_csv(out / "reference.csv", ref_rows)
-        write_csv(out / "reference_fixed_points.csv", _fp_rows(ref_res, ["reference"]))
+    ref_rows = member_rows(ref_res, ["reference"], ref_ev)
+    write_csv(out / "reference.csv", ref_rows)
+    write_csv(out / "reference_fixed_points.csv", _fp_rows(ref_res, ["reference"]))
     names = list(task.conditions)
     figs = out / "figures"
-    ref_r2 = float(ref_res["r2"][0]) if ref_res else None
+    ref_r2 = float(ref_res["r2"][0])
     plots.cube_scores(res["r2"], figs / "cube_scores.png", reference=ref_r2)
     shown = ids[: min(E, 7)]
     cents = [res["centroids"][i] for i in shown]
     titles = [f"member {i}: R² {res['r2'][i]:.3f}" for i in shown]
     fixed_pc = [res["stable_pc"][i] for i in shown]
-    if ref_res:
-        cents.append(ref_res["centroids"][0])
-        titles.append(f"reference N=400: R² {ref_r2:.3f}")
-        fixed_pc.append(ref_res["stable_pc"][0])
+    cents.append(ref_res["centroids"][0])
+    titles.append(f"reference N=400: R² {ref_r2:.3f}")
+    fixed_pc.append(ref_res["stable_pc"][0])
     plots.cubes(cents, names, titles, figs / "cubes.png", fixed=fixed_pc)
     best = int(np.nanargmax(res["r2"]))
     plots.trajectory_3d(
@@ -465,52 +353,36 @@ def run(scale: str, members: int | None, out: Path, run: Path | None) -> Path:
         figs / "invariance_member.png",
         title=f"member {best}: output 0 after a +1 pulse at each onset",
     )
-    if ref_res:
-        plots.trajectory_3d(
-            ref_res["scores"][0],
-            ref_res["seq"].label,
-            names,
-            figs / "trajectory_reference.png",
-            centroids=ref_res["centroids"][0],
-            fixed=ref_res["stable_pc"][0],
-            title="reference network (N = 400), top-3 PCs",
-        )
-        f = ref_res["fixed"][0]
-        plots.eigenvalues(
-            [
-                np.linalg.eigvals(np.asarray(ref_params["W_rec"][0], np.float64)),
-                *([f.eigvals[f.kind == "stable"][0]] if f.count("stable") else []),
-            ],
-            figs / "eigenvalues_reference.png",
-            labels=["W_rec", "Jacobian at a stable fixed point"][: 1 + bool(f.count("stable"))],
-            title="reference network",
-        )
-        plots.onset_responses(
-            np.asarray(ref_res["invariance"].aligned[0]),
-            _INV_ONSETS,
-            figs / "invariance_reference.png",
-            title="reference: output 0 after a +1 pulse",
-        )
-
-    body = _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, task.noise)
-    write_report(
-        out,
-        title="3-bit flip-flop: memory cube, fixed points, dynamics across realizations",
-        command=command_line(NAME, scale, members, out, run),
-        scale=scale,
-        members=E,
-        protocol=describe(cfg, sc) + (f" (run directory {trained.run_dir})" if trained.run_dir else ""),
-        reduced=sc.reduced,
-        criterion=protocol.criterion(),
-        wall_seconds=time.time() - t0,
-        body=body,
-        trained=[trained],
+    plots.trajectory_3d(
+        ref_res["scores"][0],
+        ref_res["seq"].label,
+        names,
+        figs / "trajectory_reference.png",
+        centroids=ref_res["centroids"][0],
+        fixed=ref_res["stable_pc"][0],
+        title="reference network (N = 400), top-3 PCs",
     )
-    log(f"wrote {out}")
-    return out
+    f = ref_res["fixed"][0]
+    plots.eigenvalues(
+        [
+            np.linalg.eigvals(np.asarray(ref_params["W_rec"][0], np.float64)),
+            *([f.eigvals[f.kind == "stable"][0]] if f.count("stable") else []),
+        ],
+        figs / "eigenvalues_reference.png",
+        labels=["W_rec", "Jacobian at a stable fixed point"][: 1 + bool(f.count("stable"))],
+        title="reference network",
+    )
+    plots.onset_responses(
+        np.asarray(ref_res["invariance"].aligned[0]),
+        _INV_ONSETS,
+        figs / "invariance_reference.png",
+        title="reference: output 0 after a +1 pulse",
+    )
+
+    return _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, g, E, task.noise)
 
 
-def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, noise) -> list[str]:
+def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, g, E, noise) -> list[str]:
     stable = np.array([r["fp_stable"] for r in rows])
     matched = np.array([r["vertices_with_stable_fp"] for r in rows])
     regimes = [r["regime"] for r in rows]
@@ -544,8 +416,8 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, n
         "held (sign of each output right on ≥ 90% of the settled steps of the test sequence) per member: "
         f"{[int(np.sum(res['bit_accuracy'][i] >= 0.9)) for i in range(E)]}.",
         "",
-        f"**Fixed points** of the zero-input map ({sc.fp_starts} searches per member started on its trajectory, "
-        f"Adam {sc.fp_steps} steps then 20 Newton steps, q < 1e-7, merged within 0.05): stable points per member "
+        f"**Fixed points** of the zero-input map ({g['fp_starts']} searches per member started on its trajectory, "
+        f"Adam {g['fp_steps']} steps then 20 Newton steps, q < 1e-7, merged within 0.05): stable points per member "
         f"{stable.tolist()}; "
         f"members with exactly 8 stable points: {int(np.sum(stable == 8))}/{E}; cube vertices with a stable point "
         f"beside them (within a quarter of the smallest vertex spacing): {matched.tolist()} (8 expected). "
@@ -566,56 +438,55 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, n
         f"{int(clusters.max()) + 1} cluster(s), sizes {np.bincount(clusters).tolist()}.",
         "",
         f"**Time-translation invariance** (a +1 pulse of {_STIM_WIDTH} steps on channel 0 at onsets "
-        f"{list(_INV_ONSETS)} in a {_INV_T}-step trial with input noise {noise:g}, {sc.n_noise} noise draws each, "
+        f"{list(_INV_ONSETS)} in a {_INV_T}-step trial with input noise {noise:g}, {g['n_noise']} noise draws each, "
         f"output 0 over the {_INV_WINDOW} steps after onset): smallest correlation with the first onset's response "
         f"{_summary(inv.min_corr)}; latency spread {_summary(inv.latency_spread)} steps; mean latency "
         f"{_summary([r['inv_latency_mean'] for r in rows])} steps.",
         "",
     ]
-    if ref_res is not None:
-        r = ref_rows[0]
-        lines += [
-            "## The tutorial's trained network (reference/jarne_2023_flipflop3, N = 400)",
-            "",
-            md_table(
-                ["quantity", "value"],
+    r = ref_rows[0]
+    lines += [
+        "## The tutorial's trained network (reference/jarne_2023_flipflop3, N = 400)",
+        "",
+        md_table(
+            ["quantity", "value"],
+            [
+                ["held-out MSE (jaxrnn flipflop3 task)", f"{ref_ev.mse[0]:.4f}"],
+                ["accuracy (every response window on the right side of 0)", f"{ref_ev.accuracy[0]:.3f}"],
+                ["cube score R² (top-3 PCs)", f"{r['cube_r2']:.4f}"],
+                ["cube score R² (full space)", f"{r['cube_r2_full']:.4f}"],
+                ["cube score R² (uncentred SVD)", f"{r['cube_r2_uncentred_svd']:.4f}"],
+                ["angles between bit axes (°)", f"{r['angle_01']:.1f}, {r['angle_02']:.1f}, {r['angle_12']:.1f}"],
+                ["variance in top 3 PCs", f"{r['pc3_variance']:.3f}"],
+                ["shortest / longest bit axis", f"{r['axis_ratio']:.3f}"],
                 [
-                    ["held-out MSE (jaxrnn flipflop3 task)", f"{ref_ev.mse[0]:.4f}"],
-                    ["accuracy (every response window on the right side of 0)", f"{ref_ev.accuracy[0]:.3f}"],
-                    ["cube score R² (top-3 PCs)", f"{r['cube_r2']:.4f}"],
-                    ["cube score R² (full space)", f"{r['cube_r2_full']:.4f}"],
-                    ["cube score R² (uncentred SVD)", f"{r['cube_r2_uncentred_svd']:.4f}"],
-                    ["angles between bit axes (°)", f"{r['angle_01']:.1f}, {r['angle_02']:.1f}, {r['angle_12']:.1f}"],
-                    ["variance in top 3 PCs", f"{r['pc3_variance']:.3f}"],
-                    ["shortest / longest bit axis", f"{r['axis_ratio']:.3f}"],
-                    [
-                        "sign accuracy of bits 0, 1, 2 on the test sequence",
-                        f"{r['bit0_accuracy']:.3f}, {r['bit1_accuracy']:.3f}, {r['bit2_accuracy']:.3f}",
-                    ],
-                    [
-                        "fixed points: stable / saddle / unstable",
-                        f"{r['fp_stable']} / {r['fp_saddle']} / {r['fp_unstable']} ({sc.ref_starts} searches)",
-                    ],
-                    ["cube vertices with a stable fixed point", f"{r['vertices_with_stable_fp']} of 8"],
-                    [
-                        "largest eigenvalue modulus of the Jacobian at its stable points",
-                        f"{r['stable_fp_max_abs_lambda']:.4f}",
-                    ],
-                    ["spectral radius of W_rec", f"{r['radius']:.4f}"],
-                    ["eigenvalues outside the unit circle", f"{r['n_outside_unit_circle']}"],
-                    [
-                        "leading complex eigenvalue frequency",
-                        f"{r['freq_map_hz']:.2f} Hz (arg/2π), {r['freq_slides']:.4f} (Im/(2π·Re))",
-                    ],
-                    ["regime", r["regime"]],
-                    [
-                        "invariance: min correlation / latency spread",
-                        f"{r['inv_min_corr']:.3f} / {r['inv_latency_spread']:.2f} steps",
-                    ],
+                    "sign accuracy of bits 0, 1, 2 on the test sequence",
+                    f"{r['bit0_accuracy']:.3f}, {r['bit1_accuracy']:.3f}, {r['bit2_accuracy']:.3f}",
                 ],
-            ),
-            "",
-        ]
+                [
+                    "fixed points: stable / saddle / unstable",
+                    f"{r['fp_stable']} / {r['fp_saddle']} / {r['fp_unstable']} ({g['ref_starts']} searches)",
+                ],
+                ["cube vertices with a stable fixed point", f"{r['vertices_with_stable_fp']} of 8"],
+                [
+                    "largest eigenvalue modulus of the Jacobian at its stable points",
+                    f"{r['stable_fp_max_abs_lambda']:.4f}",
+                ],
+                ["spectral radius of W_rec", f"{r['radius']:.4f}"],
+                ["eigenvalues outside the unit circle", f"{r['n_outside_unit_circle']}"],
+                [
+                    "leading complex eigenvalue frequency",
+                    f"{r['freq_map_hz']:.2f} Hz (arg/2π), {r['freq_slides']:.4f} (Im/(2π·Re))",
+                ],
+                ["regime", r["regime"]],
+                [
+                    "invariance: min correlation / latency spread",
+                    f"{r['inv_min_corr']:.3f} / {r['inv_latency_spread']:.2f} steps",
+                ],
+            ],
+        ),
+        "",
+    ]
     lines += [
         "## Files",
         "",
@@ -629,3 +500,13 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, n
         "- `runs/`: the trained ensemble's run directory (not committed; rerunning the command reuses it).",
     ]
     return lines
+
+
+STUDY = Study(
+    name=NAME,
+    title="3-bit flip-flop: memory cube, fixed points, dynamics across realizations",
+    summary="3-bit flip-flop populations: the memory cube, fixed points, spectra and similarity, beside the tutorial's",
+    scales=SCALES,
+    run=run,
+    takes_run=True,
+)

@@ -4,94 +4,67 @@ retraining, and measure the distance per input condition and the success rate at
 Five modes (`jaxrnn.analysis.lesion.MODES`): both signs cumulative, positive cumulative, negative cumulative,
 positive bands, negative bands; fractions 0…100% of the eligible weights. Every member × level is evaluated in one
 vmapped call. The ensemble is AND, N = 50, orthogonal init, trained with the success table's protocol at the same
-scale (reused from `<out>/../success_table/runs` or `results/success_table/runs` when it exists), or any run
-directory given as `run`. The original's curves (`reference/jarne_laje_2019/lesion/`) are drawn beside.
+scale (reused from `<out>/../success_table/runs` when it exists), or any run
+directory given as `--run`. The original's curves (`jaxrnn.reference.lesion_table`) are drawn beside.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-from pathlib import Path
 
 import numpy as np
 
+from jaxrnn import reference
 from jaxrnn.analysis.lesion import MODES, lesion_curves, lesion_ensemble
 from jaxrnn.evaluate import heldout_trials
+from jaxrnn.store import Run
 from jaxrnn.studies import success_table
-from jaxrnn.studies._common import (
-    Trained,
-    command_line,
-    from_run,
-    ignore_runs,
-    log,
-    md_table,
-    reference_file,
-    sem,
-    train_or_load,
-    write_csv,
-    write_report,
-)
+from jaxrnn.studies.base import Context, Study, log, md_table, sem, write_csv
 from jaxrnn.tasks import make_task
 
 NAME = "lesion"
 
 
-@dataclasses.dataclass(frozen=True)
-class Scale:
-    """Lesion levels and held-out trials of a scale (training follows the success table's scale)."""
-
-    fractions: tuple[float, ...]
-    n_eval: int
-    reduced: str
+def _scale(name: str, fractions, n_trials: int, reduced: str):
+    """The success table's scale `name` (the ensemble is trained as there) with the lesion levels."""
+    base = success_table.SCALES[name]
+    return dataclasses.replace(base, reduced=reduced, grid={"fractions": tuple(fractions), "lesion_trials": n_trials})
 
 
 SCALES = {
-    "smoke": Scale(tuple(np.linspace(0, 1, 6)), 32, "Smoke test only (CI): N = 8, 2 members, 6 levels."),
-    "cpu": Scale(
-        tuple(np.round(np.linspace(0, 1, 51), 4)),
+    "smoke": _scale("smoke", np.linspace(0, 1, 6), 32, "Smoke test only (CI): N = 8, 2 members, 6 levels."),
+    "cpu": _scale(
+        "cpu",
+        np.round(np.linspace(0, 1, 51), 4),
         128,
         "Reduced to fit 2 CPU cores: the AND ensemble of the success table's cpu scale (10 epochs × 2,560 trials, "
         "lr 3e-4, 8 members; paper: 20 × 15,000 at lr 1e-4, 20 networks), 128 held-out trials per level "
         "(32 per condition).",
     ),
-    "paper": Scale(tuple(np.round(np.linspace(0, 1, 51), 4)), 512, "The original protocol, 20 members."),
+    "paper": _scale("paper", np.round(np.linspace(0, 1, 51), 4), 512, "The original protocol, 20 members."),
 }
 #: the original's conditions, in the column order of its files
 _REF_CONDITIONS = ("00", "11", "10", "01")
 
 
-def ensemble(scale: str, members: int | None, out: Path, run: Path | None) -> Trained:
-    """The ensemble to lesion: `run` if given, else AND / N = 50 / orthogonal of the success table's scale."""
-    sc = success_table.SCALES[scale]
-    protocol = dataclasses.replace(sc.protocol, n_eval=SCALES[scale].n_eval)
-    if run is not None:
-        return from_run(Path(run), protocol)
-    cfg = protocol.config(make_task("and"), "orthogonal")
-    search = [out.parent / success_table.NAME / "runs", Path("results") / success_table.NAME / "runs"]
-    return train_or_load(
-        cfg, out / "runs" / "and_orthogonal", members=members or sc.members, protocol=protocol, search=search
-    )
+def ensemble(ctx: Context) -> Run:
+    """The ensemble to lesion: `--run` if given, else AND / N = 50 / orthogonal of the success table's scale."""
+    if ctx.run is not None:
+        return ctx.use(ctx.run)
+    return ctx.train(ctx.scale.config(make_task("and"), init="orthogonal"), "and_orthogonal")
 
 
-def reference_curves() -> dict[str, np.ndarray | None]:
+def reference_curves() -> dict[str, np.ndarray]:
     """The original's lesion curves per mode with column 0 replaced by the removed % of the eligible weights.
 
     Only `both_cumulative` stores the removed %; for the other modes the magnitude threshold is mapped to a % with
     the `both_cumulative` table (same thresholds): for weights symmetric about 0, |w| < threshold removes the same
     fraction of the positive (negative) weights as of all weights. Rows commented out in the files are left out.
     """
-    both = reference_file("lesion", "and_N50_both_cumulative.txt")
-    if both is None:
-        return {m: None for m in MODES}
-    table = np.loadtxt(both, comments="#", ndmin=2)
+    table = reference.lesion_table("both_cumulative")
     out = {}
     for mode in MODES:
-        path = reference_file("lesion", f"and_N50_{mode}.txt")
-        if path is None:
-            out[mode] = None
-            continue
-        d = np.loadtxt(path, comments="#", ndmin=2)
+        d = reference.lesion_table(mode).copy()
         d[:, 1] = np.interp(d[:, 0], table[:, 0], table[:, 1])
         out[mode] = np.column_stack([d[:, 1], d[:, 0], d[:, 2:]])
     return out
@@ -107,24 +80,21 @@ def _breakdown(pct: np.ndarray, dist: np.ndarray, factor: float = 3.0) -> float:
     return float(pct[above[0]]) if above.size else float("nan")
 
 
-def run(scale: str = "smoke", members: int | None = None, out: Path | None = None, run: Path | None = None) -> Path:
-    """Run the lesion study (see the module docstring); returns the output directory."""
+def run(ctx: Context) -> list[str]:
+    """The lesion study (module docstring): writes its files under `ctx.out`, returns the report body."""
     from jaxrnn.plots.studies import plot_lesion
 
-    t0 = time.time()
-    out = Path(out) if out is not None else Path("results") / NAME
-    out.mkdir(parents=True, exist_ok=True)
-    ignore_runs(out)
-    sc = SCALES[scale]
-    tr = ensemble(scale, members, out, run)
+    out, n_trials = ctx.out, ctx.scale.grid["lesion_trials"]
+    tr = ensemble(ctx)
     cfg, task, net = tr.config, tr.config.task, tr.config.net
+    final = tr.effective("final")
     E = len(tr.evaluation.success)
-    trials = heldout_trials(task, sc.n_eval)
+    trials = heldout_trials(task, n_trials)
     conditions = task.conditions
-    fractions = np.asarray(sc.fractions)
+    fractions = np.asarray(ctx.scale.grid["fractions"])
     rows, curves, checks = [], {}, []
     log(f"lesion: {len(MODES)} modes × {E} members × {len(fractions)} levels")
-    all_curves = lesion_curves(task, net, tr.params_final, MODES, fractions, trials, success_at=0.9)
+    all_curves = lesion_curves(task, net, final, MODES, fractions, trials, success_at=0.9)
     # The figure and the comparison use the members that succeed unlesioned (the original lesioned working
     # networks); all members are in the CSV too.
     used = tr.evaluation.success if np.any(tr.evaluation.success) else np.ones(E, bool)
@@ -164,17 +134,17 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
             rows.append(row)
         checks.append((mode, float(np.max(np.abs(ev.distance[:, 0] - tr.evaluation.distance)))))
     write_csv(out / "lesion.csv", rows)
-    full = lesion_ensemble(np.asarray(tr.params_final["W_rec"]), "both_cumulative", [1.0])
+    full = lesion_ensemble(final["W_rec"], "both_cumulative", [1.0])
     all_zero = bool(np.all(np.asarray(full.weights) == 0))
-    reference = reference_curves() if (task.name == "and" and cfg.units == 50) else {m: None for m in MODES}
-    plot_lesion(curves, conditions, reference, out / "lesion.png")
+    ref_curves = reference_curves() if (task.name == "and" and cfg.units == 50) else {m: None for m in MODES}
+    plot_lesion(curves, conditions, ref_curves, out / "lesion.png")
 
     cond_order = [c for c in _REF_CONDITIONS if c in conditions]
     comp_rows, summary, verdicts = [], [], []
     for mode in MODES:
         c = curves[mode]
         ours = _condition_mean(c["mean"])
-        ref = reference.get(mode)
+        ref = ref_curves.get(mode)
         b_ours = _breakdown(c["pct"], ours)
         line = [mode, f"{ours[0]:.3f}", f"{b_ours:.0f}%" if np.isfinite(b_ours) else "none"]
         if ref is not None:
@@ -209,14 +179,14 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
         summary.append(line)
     if comp_rows:
         write_csv(out / "comparison.csv", comp_rows)
-    ref_both = reference.get("both_cumulative")
+    ref_both = ref_curves.get("both_cumulative")
     ref0 = float(np.mean(ref_both[0, 2::2])) if ref_both is not None else float("nan")
     ours0 = float(_condition_mean(curves["both_cumulative"]["mean"])[0])
     pick = [r for r in comp_rows if round(r["percent_original"]) in (0, 10, 20, 30, 36)]
     body = [
         f"## Ensemble: {task.name}, N = {cfg.units}, {cfg.init} init, {E} members "
-        f"({int(tr.evaluation.success.sum())} succeed unlesioned), run directory `{tr.run_dir}`"
-        + (" (reused)" if tr.reused else "")
+        f"({int(tr.evaluation.success.sum())} succeed unlesioned), run directory `{tr.path}`"
+        + (" (reused)" if tr.origin == "loaded" else "")
         + (
             f". The figure, the summary and the comparison use the {int(used.sum())} members that succeed unlesioned"
             if np.any(tr.evaluation.success)
@@ -230,7 +200,7 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
         "weights (for bands: the band's upper edge, the band spanning from the previous level); the measured removed "
         "fractions, in `lesion.csv`, match the requested ones within one weight "
         "(bands: the band's width). No retraining; every member × level evaluated in one vmapped call on "
-        f"{sc.n_eval} held-out trials.",
+        f"{n_trials} held-out trials.",
         "",
         "![lesion curves](lesion.png)",
         "",
@@ -287,7 +257,7 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
             "",
             "Likely reasons for the differences: the unlesioned networks differ (jaxrnn's start at a "
             f"condition-averaged distance of {ours0:.2f}, the original's at {ref0:.2f}"
-            + ("; jaxrnn's reduced protocol trains far less" if scale != "paper" else "")
+            + ("; jaxrnn's reduced protocol trains far less" if ctx.scale_name != "paper" else "")
             + "), and a network whose output is already further from the target rises by a smaller factor for the "
             "same damage, so breakdown points defined relative to the unlesioned distance are not on the same footing; "
             "the ensemble sizes; the original's error bars, which look like standard deviations rather than s.e.m.; "
@@ -301,19 +271,15 @@ def run(scale: str = "smoke", members: int | None = None, out: Path | None = Non
         "level: requested and removed fractions, distance per condition, success rate), `comparison.csv`, "
         "`lesion.png`.",
     ]
-    proto = success_table.SCALES[scale].protocol
-    desc = proto.describe(cfg) if run is None else f"from the run directory {run}"
-    write_report(
-        out,
-        title=f"Lesions of W_rec: {task.name}, N = {cfg.units}",
-        command=command_line(NAME, scale, members, out, run),
-        scale=scale,
-        members=E,
-        protocol=desc,
-        reduced=sc.reduced,
-        criterion=proto.criterion().replace(f"of {proto.n_eval} held-out", f"of {sc.n_eval} held-out"),
-        wall_seconds=time.time() - t0,
-        body=body,
-        trained=[tr],
-    )
-    return out
+    return body
+
+
+STUDY = Study(
+    name=NAME,
+    title="Lesions of W_rec: distance and success against the fraction of recurrent weights removed",
+    summary="remove recurrent weights by magnitude (5 modes) without retraining, beside the original's curves",
+    scales=SCALES,
+    run=run,
+    takes_run=True,
+    reuses=("success_table",),
+)

@@ -2,84 +2,62 @@
 delay, against the delay (`memory_delay`, N = 50) and against the network size (`memory_size`, delay 150).
 
 For each point an ensemble of E members is trained (or reused from `<out>/runs/`, or from the other memory study's
-runs: the two studies share the point N = 50, delay 150 when both include it) and evaluated on held-out trials:
-distance (per-trial L2 norm ||target − output|| over the whole trial, the original's metric) averaged per member,
-then mean ± s.e.m. over members, and the success rate with its 95% Wilson interval. The original's curves
-(`reference/jarne_laje_2019/curves/`) are drawn beside and compared point by point.
+runs: the two studies share the point N = 50, delay 150 when both include it with the same E) and evaluated on
+held-out trials: distance (per-trial L2 norm ||target − output|| over the whole trial, the original's metric) averaged
+per member, then mean ± s.e.m. over members, and the success rate with its 95% Wilson interval. The original's curves
+(`jaxrnn.reference`, `jarne_laje_2019/curves/`) are drawn beside and compared point by point, with a z-test per point
+and Holm-Bonferroni over the points.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-from pathlib import Path
+import math
 
 import numpy as np
 
+from jaxrnn import reference
 from jaxrnn.evaluate import wilson_interval
-from jaxrnn.studies._common import (
-    Protocol,
-    command_line,
-    ignore_runs,
-    load_reference_curve,
-    md_table,
-    sem,
-    train_or_load,
-    write_csv,
-    write_report,
-)
+from jaxrnn.store import Run
+from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, sem, write_csv
 from jaxrnn.tasks import make_task
 
-_SMOKE = Protocol(units=8, epochs=1, n_train=64, batch_size=32, lr=1e-3, n_eval=32)
+SIZE_DELAY = 150
 _CPU = Protocol(units=50, epochs=10, n_train=1280, batch_size=64, lr=3e-4, n_eval=256)
-_PAPER = Protocol(units=50, epochs=20, n_train=None, batch_size=None, lr=1e-4, n_eval=512)
 _CPU_REDUCED = (
-    "10 epochs × 1,280 trials per member (paper: 20 × 15,000) with a 3× higher learning rate (3e-4, paper 1e-4; "
-    "1e-3 was measured to be unstable for AND), "
-    "{members} members per point (the original: 20–97 networks per point), 256 held-out trials"
+    "Reduced to fit 2 CPU cores: 10 epochs × 1,280 trials per member (paper: 20 × 15,000) with a 3× higher learning "
+    "rate (3e-4, paper 1e-4; 1e-3 was measured to be unstable for AND), 256 held-out trials; the original used "
+    "14–97 networks per point."
 )
 
-
-@dataclasses.dataclass(frozen=True)
-class Scale:
-    """Points of a memory study: the delays and sizes swept, members per point, the protocol."""
-
-    delays: tuple[int, ...]
-    sizes: tuple[int, ...]
-    members: int
-    protocol: Protocol
-    reduced: str
-
-
-#: memory_delay: N = protocol.units, `delays` swept. memory_size: delay 150, `sizes` swept.
+#: memory_delay: N = protocol.units, grid["delays"] swept. memory_size: delay 150, grid["sizes"] swept.
 SCALES = {
     "smoke": Scale(
-        delays=(20, 150),
-        sizes=(8,),
         members=2,
-        protocol=_SMOKE,
-        reduced="Smoke test only (CI): N = 8, two delays (one size), one epoch of 64 trials; numbers mean nothing.",
+        protocol=Protocol(units=8, epochs=3, n_train=128, batch_size=32, lr=1e-3, n_eval=32),
+        reduced="Smoke test only (CI): N = 8, two delays (one size), 3 epochs of 128 trials; numbers mean nothing.",
+        grid={"delays": (20, 150), "sizes": (8,)},
     ),
     "cpu": Scale(
-        delays=(30, 60, 90, 120, 150, 170),
-        sizes=(50, 100, 150),
-        members=6,
+        members=12,
         protocol=_CPU,
-        reduced="Reduced to fit 2 CPU cores: "
-        + _CPU_REDUCED
-        + "; only delays 30, 60, 90, 120, 150, 170 and sizes 50, 100, 150 (all points the original measured): "
-        "the 2 CPU cores, shared with other jobs, could not fit more in this session's budget.",
+        reduced=_CPU_REDUCED,
+        grid={"delays": (30, 50, 70, 90, 110, 130, 150, 170), "sizes": (50, 100, 200, 300, 400, 500)},
     ),
     "paper": Scale(
-        delays=tuple(range(20, 201, 10)),
-        sizes=(50, 60, 70, 80, 90, 100, 125, 150, 200, 250, 300, 400, 500),
         members=20,
-        protocol=_PAPER,
+        protocol=Protocol(units=50, epochs=20, lr=1e-4, n_eval=512),
         reduced="The original protocol (DESIGN.md §3), 20 members per point.",
+        grid={
+            "delays": tuple(range(20, 201, 10)),
+            "sizes": (50, 60, 70, 80, 90, 100, 125, 150, 200, 250, 300, 400, 500),
+        },
     ),
 }
-SIZE_DELAY = 150
-STUDY_INFO = {
+#: memory_size's scales: the same, 8 members per point at the cpu scale (its sizes reach N = 500).
+SIZE_SCALES = {**SCALES, "cpu": dataclasses.replace(SCALES["cpu"], members=8)}
+#: per study: the swept variable, its axis label, the original's curve, the report title.
+INFO = {
     "memory_delay": dict(
         x="delay",
         xlabel="delay (ms = steps)",
@@ -95,24 +73,19 @@ STUDY_INFO = {
 }
 
 
-def points(name: str, scale: str) -> list[tuple[int, int]]:
+def points(name: str, scale: Scale) -> list[tuple[int, int]]:
     """(delay, N) of every point of study `name` at `scale`."""
-    sc = SCALES[scale]
     if name == "memory_delay":
-        return [(d, sc.protocol.units) for d in sc.delays]
-    return [(SIZE_DELAY, n) for n in sc.sizes]
+        return [(d, scale.protocol.units) for d in scale.grid["delays"]]
+    return [(SIZE_DELAY, n) for n in scale.grid["sizes"]]
 
 
-def curve_rows(name: str, scale: str, members: int, out: Path) -> tuple[list[dict], list]:
-    """Train (or reuse) and evaluate every point: one row per point, and the `Trained` ensembles."""
-    sc = SCALES[scale]
-    search = [out.parent / other / "runs" for other in STUDY_INFO if other != name]
+def curve_rows(ctx: Context) -> tuple[list[dict], list[Run]]:
+    """Train (or reuse) and evaluate every point: one row per point, and the runs."""
     rows, trained = [], []
-    for delay, units in points(name, scale):
-        cfg = sc.protocol.config(make_task("time_reproduction", delay=delay), "orthogonal", units=units)
-        tr = train_or_load(
-            cfg, out / "runs" / f"delay{delay}_N{units}", members=members, protocol=sc.protocol, search=search
-        )
+    for delay, units in points(ctx.study.name, ctx.scale):
+        cfg = ctx.scale.config(make_task("time_reproduction", delay=delay), init="orthogonal", units=units)
+        tr = ctx.train(cfg, f"delay{delay}_N{units}")
         trained.append(tr)
         ev = tr.evaluation
         k, n = int(np.sum(ev.success)), len(ev.success)
@@ -130,47 +103,61 @@ def curve_rows(name: str, scale: str, members: int, out: Path) -> tuple[list[dic
                 rate=k / n,
                 wilson_low=lo,
                 wilson_high=hi,
-                median_stop_epoch=float(np.median(tr.stop_epoch)),
-                train_seconds=tr.seconds,
-                reused=tr.reused,
+                median_stop_epoch=float(np.median(tr.epochs_run)),
             )
         )
     return rows, trained
 
 
-def compare(rows: list[dict], reference: np.ndarray | None, x: str) -> tuple[list[dict], str]:
+def holm(p_values, alpha: float = 0.05) -> np.ndarray:
+    """Holm-Bonferroni step-down test: which of m p-values are significant at family-wise level `alpha`."""
+    p = np.asarray(p_values, float)
+    significant = np.zeros(p.shape, bool)
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        if p[i] > alpha / (len(p) - rank):
+            break
+        significant[i] = True
+    return significant
+
+
+def compare(rows: list[dict], curve: np.ndarray, x: str) -> tuple[list[dict], str]:
     """Point-by-point comparison with the original curve at the same x (exact matches only).
 
+    Each point: difference of mean distances, z = difference / combined s.e.m., two-sided normal p-value, and
+    whether the difference is significant at 5% family-wise over the matched points (Holm-Bonferroni).
+
     Returns:
-        rows (x, ours, original, difference, z = difference / combined s.e.m., agrees = |z| < 2) and a
-        Markdown table.
+        rows (one per point of `rows`; `original` None where the original has no point) and a Markdown table.
     """
-    if reference is None:
-        return [], "(The original curve is not available beside this repository: comparison skipped.)"
-    ref = {float(r[0]): r for r in reference}
+    ref = {float(r[0]): r for r in curve}
     comp = []
     for r in rows:
         o = ref.get(float(r[x]))
-        if o is None:
-            comp.append(dict(x=r[x], ours=r["distance_mean"], ours_sem=r["distance_sem"], original=None))
-            continue
-        se = float(np.hypot(r["distance_sem"], o[2]))
-        d = r["distance_mean"] - float(o[1])
-        comp.append(
-            dict(
-                x=r[x],
-                ours=r["distance_mean"],
-                ours_sem=r["distance_sem"],
+        c = dict(x=r[x], ours=r["distance_mean"], ours_sem=r["distance_sem"], original=None)
+        if o is not None:
+            se = float(np.hypot(r["distance_sem"], o[2]))
+            d = r["distance_mean"] - float(o[1])
+            z = d / se if se > 0 else math.copysign(math.inf, d)
+            c.update(
                 original=float(o[1]),
                 original_sem=float(o[2]),
                 original_count=int(o[3]),
                 difference=d,
-                z=d / se if se > 0 else np.inf,
-                agrees=bool(abs(d) < 2 * se),
+                z=z,
+                p_value=math.erfc(abs(z) / math.sqrt(2)),
             )
-        )
+        comp.append(c)
+    matched = [c for c in comp if c["original"] is not None]
+    for c, sig in zip(matched, holm([c["p_value"] for c in matched]), strict=True):
+        c["significant"] = bool(sig)
+
+    def verdict(c):
+        if not c["significant"]:
+            return "no significant difference"
+        return "**higher** (worse) than the original" if c["difference"] > 0 else "**lower** (better)"
+
     table = md_table(
-        [x, "jaxrnn distance (mean ± s.e.m.)", "original (mean ± s.e.m., networks)", "difference", "z", "verdict"],
+        [x, "jaxrnn distance (mean ± s.e.m.)", "original (mean ± s.e.m., networks)", "difference", "z", "p", "verdict"],
         [
             [c["x"], f"{c['ours']:.3f} ± {c['ours_sem']:.3f}"]
             + (
@@ -178,12 +165,11 @@ def compare(rows: list[dict], reference: np.ndarray | None, x: str) -> tuple[lis
                     f"{c['original']:.3f} ± {c['original_sem']:.3f} ({c['original_count']})",
                     f"{c['difference']:+.3f}",
                     f"{c['z']:+.1f}",
-                    "agrees (z within ±2)"
-                    if c["agrees"]
-                    else ("**higher** (worse) than the original" if c["difference"] > 0 else "**lower** (better)"),
+                    f"{c['p_value']:.2g}",
+                    verdict(c),
                 ]
                 if c["original"] is not None
-                else ["—", "—", "—", "no original point at this x"]
+                else ["—", "—", "—", "—", "no original point at this x"]
             )
             for c in comp
         ],
@@ -200,35 +186,25 @@ def _trend(rows: list[dict], x: str) -> str:
     return f"Spearman rank correlation of mean distance with {x}: {rho:+.2f}."
 
 
-def run_named(
-    name: str, scale: str = "smoke", members: int | None = None, out: Path | None = None, run: Path | None = None
-) -> Path:
-    """Run `memory_delay` or `memory_size` (see the module docstring); returns the output directory."""
+def run(ctx: Context) -> list[str]:
+    """`memory_delay` or `memory_size` (module docstring): writes the curve and the comparison, returns the body."""
     from jaxrnn.plots.studies import plot_memory_curve
 
-    if name not in STUDY_INFO:
-        raise ValueError(f"memory: unknown study {name!r}; allowed: {', '.join(STUDY_INFO)}")
-    info = STUDY_INFO[name]
-    t0 = time.time()
-    out = Path(out) if out is not None else Path("results") / name
-    out.mkdir(parents=True, exist_ok=True)
-    ignore_runs(out)
-    sc = SCALES[scale]
-    E = members or sc.members
-    rows, trained = curve_rows(name, scale, E, out)
+    name, out = ctx.study.name, ctx.out
+    info = INFO[name]
+    rows, _ = curve_rows(ctx)
     write_csv(out / f"{name}.csv", rows)
-    reference = load_reference_curve(info["curve"])
+    curve = reference.curve(info["curve"])
     x = info["x"]
-    comp, comp_table = compare(rows, reference, x)
-    if comp:
-        write_csv(out / "comparison.csv", comp)
+    comp, comp_table = compare(rows, curve, x)
+    write_csv(out / "comparison.csv", comp)
     arr = lambda k: np.array([r[k] for r in rows], float)  # noqa: E731
     plot_memory_curve(
         arr(x),
         arr("distance_mean"),
         arr("distance_sem"),
         arr("rate"),
-        reference,
+        curve,
         info["xlabel"],
         info["title"],
         out / f"{name}.png",
@@ -248,17 +224,15 @@ def run_named(
             for r in rows
         ],
     )
-    matched = [c for c in comp if c.get("original") is not None]
-    agree = [c for c in matched if c["agrees"]]
-    better = [c for c in matched if not c["agrees"] and c["difference"] < 0]
+    matched = [c for c in comp if c["original"] is not None]
+    significant = [c for c in matched if c["significant"]]
+    better = [c for c in significant if c["difference"] < 0]
     flat = [r for r in rows if r["distance_mean"] >= 1.9 and r["rate"] == 0]
-    ref_note = ""
-    if reference is not None:
-        rx, ry = reference[:, 0], reference[:, 1]
-        rho = np.corrcoef(np.argsort(np.argsort(rx)), np.argsort(np.argsort(ry)))[0, 1]
-        ref_note = f" The original's rank correlation with {x} is {rho:+.2f} over its {len(rx)} points."
-    fixed = f"N = {sc.protocol.units}" if name == "memory_delay" else f"delay {SIZE_DELAY}"
-    body = [
+    rx, ry = curve[:, 0], curve[:, 1]
+    rho = np.corrcoef(np.argsort(np.argsort(rx)), np.argsort(np.argsort(ry)))[0, 1]
+    ref_note = f" The original's rank correlation with {x} is {rho:+.2f} over its {len(rx)} points."
+    fixed = f"N = {ctx.scale.protocol.units}" if name == "memory_delay" else f"delay {SIZE_DELAY}"
+    return [
         f"## Distance and success against {x} ({fixed}, orthogonal init)",
         "",
         ours_table,
@@ -269,8 +243,11 @@ def run_named(
         "",
         comp_table,
         "",
-        f"{len(agree)} of {len(matched)} points with an original counterpart agree within 2 combined s.e.m. "
-        f"{_trend(rows, x)}{ref_note} Reading of the original's scale: ~1.0 is near perfect, ~1.95 an output that "
+        f"{len(significant)} of {len(matched)} points with an original counterpart differ significantly from it "
+        "(two-sided z-test on the mean distances with their standard errors, 5% family-wise by Holm-Bonferroni over "
+        f"the {len(matched)} points"
+        + (f": {', '.join(str(c['x']) for c in significant)}" if significant else "")
+        + f"). {_trend(rows, x)}{ref_note} Reading of the original's scale: ~1.0 is near perfect, ~1.95 an output that "
         "stays at baseline.",
         "",
         *(
@@ -300,31 +277,21 @@ def run_named(
         "unlearnt), the number of networks per point (s.e.m. shrinks with sqrt(E)), each member having its own "
         "training set, and the original's unequal numbers of networks per point (14 to 97).",
     ]
-    cfg0 = sc.protocol.config(
-        make_task("time_reproduction", delay=points(name, scale)[0][0]), "orthogonal", units=points(name, scale)[0][1]
-    )
-    write_report(
-        out,
-        title=info["title"],
-        command=command_line(name, scale, members, out, run),
-        scale=scale,
-        members=E,
-        protocol=sc.protocol.describe(cfg0).split(", N =")[0] + "; time reproduction T = 300, pulse on [50, 70), "
-        "bump on [70 + delay, 90 + delay), orthogonal recurrent init",
-        reduced=sc.reduced.format(members=E),
-        criterion=sc.protocol.criterion(),
-        wall_seconds=time.time() - t0,
-        body=body,
-        trained=trained,
-    )
-    return out
 
 
-def run_delay(scale: str = "smoke", members: int | None = None, out: Path | None = None, run=None) -> Path:
-    """The `memory_delay` study."""
-    return run_named("memory_delay", scale, members, out, run)
-
-
-def run_size(scale: str = "smoke", members: int | None = None, out: Path | None = None, run=None) -> Path:
-    """The `memory_size` study."""
-    return run_named("memory_size", scale, members, out, run)
+DELAY = Study(
+    name="memory_delay",
+    title=INFO["memory_delay"]["title"],
+    summary="time reproduction, N = 50: distance and success rate against the delay, beside the original's curve",
+    scales=SCALES,
+    run=run,
+    reuses=("memory_size",),
+)
+SIZE = Study(
+    name="memory_size",
+    title=INFO["memory_size"]["title"],
+    summary=f"time reproduction at delay {SIZE_DELAY}: distance and success rate against N, beside the original's",
+    scales=SIZE_SCALES,
+    run=run,
+    reuses=("memory_delay",),
+)

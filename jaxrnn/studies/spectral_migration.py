@@ -1,8 +1,8 @@
 """Spectral migration: eigenvalues of W_rec before and after training, for every member of the success-table
 ensembles (Jarne & Laje 2019, §3.2: training moves some eigenvalues out of the unit circle).
 
-Reuses the success table's run directories (`<out>/../success_table/runs`, then `results/success_table/runs`)
-and trains only what is missing. Eigenvalues are computed on the host in float64 (`jaxrnn.analysis.spectrum`).
+Reuses the success table's run directories (`<out>/../success_table/runs`) and trains only what is missing.
+Eigenvalues are computed on the host in float64 (`jaxrnn.analysis.spectrum`).
 Writes `spectral_members.csv` (one row per member), `spectral_summary.csv` (per task × init: median and
 interquartile range, initial and trained), `spectra.png`, `spectral_histograms.png` and `report.md`. The seven
 trained networks published with the original are analysed the same way for comparison.
@@ -10,14 +10,12 @@ trained networks published with the original are analysed the same way for compa
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import numpy as np
 
+from jaxrnn import reference
 from jaxrnn.analysis.spectrum import OUTSIDE_TOL, spectral_table
 from jaxrnn.studies import success_table
-from jaxrnn.studies._common import REFERENCE, command_line, ignore_runs, log, md_table, write_csv, write_report
+from jaxrnn.studies.base import Context, Study, md_table, write_csv
 
 NAME = "spectral_migration"
 _METRICS = ("radius", "n_outside", "leading_abs", "leading_cycles_per_step", "leading_hz", "henrici")
@@ -27,8 +25,8 @@ def member_rows(results) -> list[dict]:
     """One row per member of every ensemble: success, distance and the spectral summary before and after."""
     rows = []
     for (task, init), tr in results.items():
-        _, s0 = spectral_table(tr.params_init["W_rec"])
-        _, s1 = spectral_table(tr.params_final["W_rec"])
+        _, s0 = spectral_table(tr.effective("init")["W_rec"])
+        _, s1 = spectral_table(tr.effective("final")["W_rec"])
         ev = tr.evaluation
         for i in range(len(ev.success)):
             row = dict(task=task, init=init, member=i, success=bool(ev.success[i]), distance=float(ev.distance[i]))
@@ -61,12 +59,6 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _find_dataset(f, suffix: str) -> str:
-    names: list[str] = []
-    f.visit(names.append)
-    return next(n for n in names if n.endswith(suffix))
-
-
 _ORIGINAL_CELLS = {
     "and_noise_orthogonal": ("and", "orthogonal"),
     "and_nonoise_normal": ("and", "normal"),
@@ -88,58 +80,35 @@ def _matched(network: str, rows: list[dict]) -> str:
 
 
 def original_networks() -> list[dict]:
-    """Spectral summaries of the original's published networks (initial and trained), [] if not available."""
-    folder = REFERENCE / "networks"
-    if not folder.is_dir():
-        return []
-    import h5py
-
+    """Spectral summaries of the original's published networks of the 2019 study (initial and trained)."""
     rows = []
-    for net in sorted(p for p in folder.iterdir() if p.is_dir()):
-        row = {"network": net.name}
-        for stage in ("initial", "trained"):
-            path = net / f"{stage}.hdf5"
-            if not path.is_file():
-                break
-            with h5py.File(path, "r") as f:
-                W = np.asarray(f[_find_dataset(f, "recurrent_kernel:0")], np.float64).T  # Keras -> math orientation
-            _, s = spectral_table(W[None])
+    for name, (folder, _) in reference.NETWORKS.items():
+        if folder != "jarne_laje_2019":
+            continue
+        row = {"network": name}
+        for stage in reference.STAGES:
+            _, s = spectral_table(reference.network(name, stage).params["W_rec"][None])
             for m in _METRICS:
                 row[f"{stage}_{m}"] = float(getattr(s, m)[0])
-        else:
-            rows.append(row)
+        rows.append(row)
     return rows
 
 
-def run(
-    scale: str = "smoke", members: int | None = None, out: Path | None = None, run: Path | None = None, **options
-) -> Path:
-    """Run the spectral-migration study (see the module docstring); returns the output directory. `options`:
-    network options (dale, e_fraction, sparsity; the rate RNN only) for every ensemble, stated in the report; the
-    spectra are those of the effective matrix W_eff."""
-    if options.get("cell", "rnn") != "rnn":
-        raise ValueError(
-            f"spectral_migration needs the rate RNN's recurrent matrix W_rec; cell={options['cell']!r} has none"
-        )
+def run(ctx: Context) -> list[str]:
+    """The spectral-migration study (module docstring): writes its files under `ctx.out`, returns the report body.
+    Network options (dale, e_fraction, sparsity) apply to every ensemble; the spectra are those of the effective
+    matrix W_eff."""
     from jaxrnn.plots.studies import plot_spectra, plot_spectral_histograms
 
-    t0 = time.time()
-    out = Path(out) if out is not None else Path("results") / NAME
-    out.mkdir(parents=True, exist_ok=True)
-    ignore_runs(out)
-    sc = success_table.SCALES[scale]
-    E = members or sc.members
-    if run is not None:
-        log("spectral_migration: --run is ignored (the study uses the success table's ensembles)")
-    search = [out.parent / success_table.NAME / "runs", Path("results") / success_table.NAME / "runs"]
-    results = success_table.ensembles(scale, E, out / "runs", search, options)
-    reused = sum(tr.reused for tr in results.values())
+    out, options = ctx.out, ctx.options
+    results = success_table.ensembles(ctx)
+    reused = sum(tr.origin == "loaded" for tr in results.values())
     rows = member_rows(results)
     summ = summary_rows(rows)
     write_csv(out / "spectral_members.csv", rows)
     write_csv(out / "spectral_summary.csv", summ)
     eigs = {
-        key: (spectral_table(tr.params_init["W_rec"])[0], spectral_table(tr.params_final["W_rec"])[0])
+        key: (spectral_table(tr.effective("init")["W_rec"])[0], spectral_table(tr.effective("final")["W_rec"])[0])
         for key, tr in results.items()
     }
     plot_spectra(eigs, out / "spectra.png")
@@ -215,60 +184,53 @@ def run(
         "reference:",
         "",
     ]
-    if orig:
-        body += [
-            md_table(
-                [
-                    "original network",
-                    "radius initial → trained",
-                    "outside initial → trained",
-                    "leading |λ| trained",
-                    "leading freq trained (Hz)",
-                    "Henrici trained",
-                    "jaxrnn same task × init: radius, outside, Henrici (medians, successful members)",
-                ],
-                [
-                    [
-                        o["network"],
-                        f"{o['initial_radius']:.3f} → {o['trained_radius']:.3f}",
-                        f"{o['initial_n_outside']:.0f} → {o['trained_n_outside']:.0f}",
-                        f"{o['trained_leading_abs']:.3f}",
-                        f"{o['trained_leading_hz']:.1f}",
-                        f"{o['trained_henrici']:.3f}",
-                        _matched(o["network"], rows),
-                    ]
-                    for o in orig
-                ],
-            ),
-            "",
-            f"Original trained radius: median {np.median([o['trained_radius'] for o in orig]):.3f}, outside count "
-            f"median {np.median([o['trained_n_outside'] for o in orig]):.0f}; jaxrnn's successful members: "
-            f"{np.median([r['trained_radius'] for r in succ]) if succ else float('nan'):.3f} and "
-            f"{np.median([r['trained_n_outside'] for r in succ]) if succ else float('nan'):.0f}. The last column puts "
-            "each original network beside jaxrnn's members of the same task and init. Where they differ, likely "
-            "reasons: one original network per row against a median over members; the scale's training length "
-            "(reduced scales make far fewer updates than the original); and for normal init, whose random matrix "
-            "already has a few eigenvalues outside the unit circle at N = 50, the initial draw.",
-        ]
-    else:
-        body.append("(The original's networks are not available beside this repository: comparison skipped.)")
     body += [
+        md_table(
+            [
+                "original network",
+                "radius initial → trained",
+                "outside initial → trained",
+                "leading |λ| trained",
+                "leading freq trained (Hz)",
+                "Henrici trained",
+                "jaxrnn same task × init: radius, outside, Henrici (medians, successful members)",
+            ],
+            [
+                [
+                    o["network"],
+                    f"{o['initial_radius']:.3f} → {o['trained_radius']:.3f}",
+                    f"{o['initial_n_outside']:.0f} → {o['trained_n_outside']:.0f}",
+                    f"{o['trained_leading_abs']:.3f}",
+                    f"{o['trained_leading_hz']:.1f}",
+                    f"{o['trained_henrici']:.3f}",
+                    _matched(o["network"], rows),
+                ]
+                for o in orig
+            ],
+        ),
+        "",
+        f"Original trained radius: median {np.median([o['trained_radius'] for o in orig]):.3f}, outside count "
+        f"median {np.median([o['trained_n_outside'] for o in orig]):.0f}; jaxrnn's successful members: "
+        f"{np.median([r['trained_radius'] for r in succ]) if succ else float('nan'):.3f} and "
+        f"{np.median([r['trained_n_outside'] for r in succ]) if succ else float('nan'):.0f}. The last column puts "
+        "each original network beside jaxrnn's members of the same task and init. Where they differ, likely "
+        "reasons: one original network per row against a median over members; the scale's training length "
+        "(reduced scales make far fewer updates than the original); and for normal init, whose random matrix "
+        "already has a few eigenvalues outside the unit circle at N = 50, the initial draw.",
+        "",
         "",
         f"Ensembles: {reused} of {len(results)} reused from existing run directories (the success table's), the "
         "rest trained here.",
     ]
-    cfg0 = next(iter(results.values())).config
-    write_report(
-        out,
-        title="Spectral migration of W_rec during training",
-        command=command_line(NAME, scale, members, out, run),
-        scale=scale,
-        members=E,
-        protocol="the success table's ensembles at the same scale: " + sc.protocol.describe(cfg0).split(", N =")[0],
-        reduced=sc.reduced,
-        criterion=sc.protocol.criterion(),
-        wall_seconds=time.time() - t0,
-        body=body,
-        trained=list(results.values()),
-    )
-    return out
+    return body
+
+
+STUDY = Study(
+    name=NAME,
+    title="Spectral migration of W_rec during training",
+    summary="eigenvalues of W_rec before and after training for the success table's ensembles and the originals",
+    scales=success_table.SCALES,
+    run=run,
+    options=("dale", "e_fraction", "sparsity"),
+    reuses=("success_table",),
+)

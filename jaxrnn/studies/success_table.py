@@ -7,24 +7,11 @@ Writes `success_table.csv`, `success_table.md`, `success_table.png` and `report.
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from pathlib import Path
-
 import numpy as np
 
 from jaxrnn.evaluate import wilson_interval
-from jaxrnn.studies._common import (
-    Protocol,
-    Trained,
-    command_line,
-    ignore_runs,
-    log,
-    md_table,
-    train_or_load,
-    write_csv,
-    write_report,
-)
+from jaxrnn.store import Run
+from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, write_csv
 from jaxrnn.tasks import make_task
 from jaxrnn.train import TrainConfig
 
@@ -44,55 +31,36 @@ ORIGINAL = {
 }
 ORIGINAL_MEMBERS = 20
 
-
-@dataclasses.dataclass(frozen=True)
-class Scale:
-    """A scale preset: which tasks, how many members, which protocol, and how it departs from the paper."""
-
-    tasks: tuple[str, ...]
-    members: int
-    protocol: Protocol
-    reduced: str
-    #: per-task changes to the protocol's TrainConfig (e.g. fewer trials for the long flip-flop trials)
-    overrides: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
-
-    def config(self, task_name: str, init: str):
-        """The TrainConfig of one cell."""
-        cfg = self.protocol.config(make_task(task_name), init)
-        changes = dict(dict(self.overrides).get(task_name, ()))
-        return dataclasses.replace(cfg, **changes) if changes else cfg
-
-
 SCALES = {
     "smoke": Scale(
-        tasks=("and",),
         members=2,
         protocol=Protocol(units=8, epochs=1, n_train=64, batch_size=32, lr=1e-3, n_eval=32),
         reduced="Smoke test only (CI): AND only, N = 8, one epoch of 64 trials; the numbers mean nothing.",
+        grid={"tasks": ("and",)},
     ),
     "cpu": Scale(
-        tasks=TASKS,
         members=8,
         protocol=Protocol(units=50, epochs=10, n_train=2560, batch_size=64, lr=3e-4, n_eval=256),
         reduced=(
-            "Reduced to fit 2 CPU cores: 10 epochs × 2,560 trials per member (paper: 20 × "
-            "15,000; flip-flop 25,000), and for the tasks with longer trials fewer trials so that no cell costs much "
-            "more than a gate's (flip-flop, T = 1010: 10 × 640; oscillation, T = 420, and time reproduction, T = 300: "
-            "10 × 1,280), with a 3× higher learning rate (3e-4, paper 1e-4) to compensate (1e-3 was measured to be "
-            "unstable: AND success fell from 38% to 25% between 200 and 800 updates), 8 members per cell "
-            "(paper 20), 256 held-out trials."
+            "Reduced to fit 2 CPU cores: 10 epochs × 2,560 trials per member (paper: 20 × 15,000; flip-flop 25,000), "
+            "and for the tasks with longer trials fewer trials so that no cell costs much more than a gate's "
+            "(flip-flop, T = 1010: 10 × 640; oscillation, T = 420, and time reproduction, T = 300: 10 × 1,280), with "
+            "a 3× higher learning rate (3e-4, paper 1e-4) to compensate (1e-3 was measured to be unstable: AND "
+            "success fell from 38% to 25% between 200 and 800 updates), 8 members per cell (paper 20), 256 held-out "
+            "trials."
         ),
-        overrides=(
-            ("flipflop", (("n_train", 640),)),
-            ("oscillation", (("n_train", 1280),)),
-            ("time_reproduction", (("n_train", 1280),)),
-        ),
+        grid={"tasks": TASKS},
+        overrides={
+            "flipflop": {"n_train": 640},
+            "oscillation": {"n_train": 1280},
+            "time_reproduction": {"n_train": 1280},
+        },
     ),
     "paper": Scale(
-        tasks=TASKS,
         members=20,
-        protocol=Protocol(units=50, epochs=20, n_train=None, batch_size=None, lr=1e-4, n_eval=512),
+        protocol=Protocol(units=50, epochs=20, lr=1e-4, n_eval=512),
         reduced="The original protocol (DESIGN.md §3), 20 members per cell as the original.",
+        grid={"tasks": TASKS},
     ),
 }
 
@@ -123,32 +91,15 @@ def describe_options(options: dict) -> str:
     return ", ".join(parts)
 
 
-def ensembles(
-    scale: str, members: int | None, runs_dir: Path, search=(), options: dict | None = None
-) -> dict[tuple[str, str], Trained]:
-    """Train (or reuse) every task × init ensemble of a scale.
-
-    Args:
-        scale: a key of SCALES. members: E (None = the scale's default).
-        runs_dir: where new run directories go (`<runs_dir>/<task>_<init><options_tag>`). search: more folders to
-            reuse from.
-        options: network options (dale, e_fraction, sparsity, cell) applied to every TrainConfig.
-    Returns:
-        {(task, init): Trained}.
-    """
-    sc = SCALES[scale]
-    E = members or sc.members
-    options = dict(options or {})
-    tag = options_tag(options)
+def ensembles(ctx: Context, tasks=None) -> dict[tuple[str, str], Run]:
+    """Train (or reuse) every task × init ensemble of the context's scale (or of `tasks`), with its network
+    options: {(task, init): Run}. Run directories `runs/<task>_<init><options_tag>`."""
+    tag = options_tag(ctx.options)
     out = {}
-    for task_name in sc.tasks:
+    for task_name in tasks or ctx.scale.grid["tasks"]:
         for init in INITS:
-            cfg = sc.config(task_name, init)
-            if options:
-                cfg = dataclasses.replace(cfg, **options)
-            out[(task_name, init)] = train_or_load(
-                cfg, runs_dir / f"{task_name}_{init}{tag}", members=E, protocol=sc.protocol, search=search
-            )
+            cfg = ctx.scale.config(make_task(task_name), init=init, **ctx.options)
+            out[(task_name, init)] = ctx.train(cfg, f"{task_name}_{init}{tag}")
     return out
 
 
@@ -157,7 +108,7 @@ def _paper_n_train(task_name: str) -> int:
     return TrainConfig(task=make_task(task_name)).n_train
 
 
-def table(results: dict[tuple[str, str], Trained]) -> list[dict]:
+def table(results: dict[tuple[str, str], Run]) -> list[dict]:
     """One CSV row per task × init: successes, rate, Wilson 95% interval, medians, and the original's rate."""
     rows = []
     for (task_name, init), tr in results.items():
@@ -179,13 +130,11 @@ def table(results: dict[tuple[str, str], Trained]) -> list[dict]:
                 median_distance=float(np.median(ev.distance)),
                 median_mse=float(np.median(ev.mse)),
                 median_accuracy=float(np.median(ev.accuracy)),
-                median_stop_epoch=float(np.median(tr.stop_epoch)),
+                median_stop_epoch=float(np.median(tr.epochs_run)),
                 epochs=tr.config.epochs,
                 trials_seen=tr.config.epochs * tr.config.n_train,
                 trials_seen_vs_paper=tr.config.epochs * tr.config.n_train / (20 * _paper_n_train(task_name)),
-                diverged=int(np.sum(tr.diverged)),
-                train_seconds=tr.seconds,
-                reused=tr.reused,
+                diverged=int(np.sum(tr.ensemble.diverged)),
             )
         )
     return rows
@@ -289,36 +238,20 @@ def _comparison(rows: list[dict]) -> list[str]:
     return lines
 
 
-def run(
-    scale: str = "smoke", members: int | None = None, out: Path | None = None, run: Path | None = None, **options
-) -> Path:
-    """Run the success-table study; see the module docstring. `run` is not used (this study trains 14 ensembles).
-    `options`: network options (dale, e_fraction, sparsity, cell) for every ensemble, stated in the report.
-
-    Returns:
-        The output directory.
-    """
+def run(ctx: Context) -> list[str]:
+    """The success-table study (module docstring): writes its files under `ctx.out`, returns the report body."""
     from jaxrnn.plots.studies import plot_success_table
 
-    t0 = time.time()
-    out = Path(out) if out is not None else Path("results") / NAME
-    out.mkdir(parents=True, exist_ok=True)
-    ignore_runs(out)
-    sc = SCALES[scale]
-    E = members or sc.members
-    if run is not None:
-        log("success_table: --run is ignored (the study trains one ensemble per task × init)")
-    results = ensembles(scale, E, out / "runs", options=options)
+    results = ensembles(ctx)
     rows = table(results)
-    write_csv(out / "success_table.csv", rows)
+    write_csv(ctx.out / "success_table.csv", rows)
     md = _markdown(rows)
-    (out / "success_table.md").write_text(md + "\n")
-    plot_success_table(rows, out / "success_table.png")
-    cfg0 = next(iter(results.values())).config
-    body = [
+    (ctx.out / "success_table.md").write_text(md + "\n")
+    plot_success_table(rows, ctx.out / "success_table.png")
+    return [
         "## Success table",
         "",
-        f"Network: {describe_options(options)}.",
+        f"Network: {describe_options(ctx.options)}.",
         "",
         md,
         "",
@@ -334,19 +267,13 @@ def run(
         "Files: `success_table.csv` (one row per task × init), `success_table.md`, `success_table.png`; trained "
         "ensembles in `runs/` (not committed; rerunning the same command reuses them).",
     ]
-    write_report(
-        out,
-        title="Success table: 7 tasks × {orthogonal, normal} recurrent init",
-        command=command_line(NAME, scale, members, out, run),
-        scale=scale,
-        members=E,
-        protocol=sc.protocol.describe(cfg0).replace(f", {cfg0.init} recurrent init", "")
-        + "; early-stop thresholds per task from the paper (AND 5e-4, OR 1e-4, XOR 1e-3, NOT 5e-4, others 1e-3); NOT "
-        "has an RNN bias; at paper scale the flip-flop trains on 25,000 trials",
-        reduced=sc.reduced,
-        criterion=sc.protocol.criterion(),
-        wall_seconds=time.time() - t0,
-        body=body,
-        trained=list(results.values()),
-    )
-    return out
+
+
+STUDY = Study(
+    name=NAME,
+    title="Success table: 7 tasks × {orthogonal, normal} recurrent init",
+    summary="success rate per task × init with Wilson intervals, beside Jarne & Laje 2019 Table 1",
+    scales=SCALES,
+    run=run,
+    options=("dale", "e_fraction", "sparsity", "cell"),
+)

@@ -1,0 +1,424 @@
+"""What every study is made of: a `Study` (name, scales, the function that runs it), a `Scale` (members, a
+`Protocol`, the sweep), the `Context` a study runs in, reference data, CSVs and the report.
+
+A study is one module that defines `STUDY = Study(...)` plus one line in `jaxrnn.studies.STUDIES`. Its function
+`run(ctx)` trains (or reuses) its ensembles with `ctx.train(...)` (the one path into a run directory,
+`jaxrnn.runs.train_run`: a killed study resumes its ensembles from their checkpoints), writes CSVs and figures under
+`ctx.out`, and returns the report's body; `run_study` writes `report.md` around it from structured facts: the
+command, the scale, one row per ensemble with its protocol read from its own run directory, the success rules of its
+tasks, the device and the times.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from jaxrnn import runs
+from jaxrnn.store import Run, load_meta
+from jaxrnn.tasks import Task
+from jaxrnn.train import Hparams, TrainConfig
+
+SCALES = ("smoke", "cpu", "paper")
+#: Network options `jaxrnn study NAME --dale --sparsity S --cell C ...` may pass to the studies that take them.
+NETWORK_OPTIONS = ("dale", "e_fraction", "sparsity", "cell")
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How a study trains and evaluates: TrainConfig fields (None = the task's paper preset), the learning rate and
+    the evaluation. `config(task, ...)` builds the TrainConfig; everything not named here keeps TrainConfig's
+    default."""
+
+    units: int | None = None
+    epochs: int = 20
+    n_train: int | None = None
+    batch_size: int | None = None
+    protocol: str = "paper"
+    threshold: float | None = None
+    clip_norm: float | None = None
+    alpha: float = 1.0
+    lr: float = 1e-4
+    n_eval: int = 512
+    success_at: float = 0.9
+
+    def config(self, task: Task, **changes) -> TrainConfig:
+        """The TrainConfig of `task` under this protocol; `changes` override any TrainConfig field."""
+        fields = dict(
+            units=self.units,
+            epochs=self.epochs,
+            n_train=self.n_train,
+            batch_size=self.batch_size,
+            protocol=self.protocol,
+            threshold=self.threshold,
+            clip_norm=self.clip_norm,
+            alpha=self.alpha,
+        )
+        return TrainConfig(task=task, **{**fields, **changes})
+
+    @property
+    def hparams(self) -> Hparams:
+        return Hparams(lr=self.lr, gain=1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """One scale of a study.
+
+    Attributes:
+        members: default E per condition.
+        protocol: training and evaluation.
+        reduced: how this scale departs from the original protocol, for the report (one or two sentences).
+        grid: the study's sweep and other sizes (e.g. {"tasks": (...)}, {"delays": (...)}, {"fp_starts": 128}).
+        overrides: per-task TrainConfig changes (e.g. {"flipflop": {"n_train": 640}}).
+    """
+
+    members: int
+    protocol: Protocol
+    reduced: str
+    grid: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def config(self, task: Task, **changes) -> TrainConfig:
+        """The TrainConfig of `task` at this scale (per-task overrides, then `changes`)."""
+        return self.protocol.config(task, **{**self.overrides.get(task.name, {}), **changes})
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A population study: `run(ctx)` does the work and returns the report's body (Markdown lines).
+
+    Attributes:
+        name: `jaxrnn study NAME`. title: the report's title. summary: one line for `--help`.
+        scales: {"smoke", "cpu", "paper"} -> Scale.
+        run: the study function.
+        options: network options (`NETWORK_OPTIONS`) the study takes.
+        takes_run: whether `--run RUN_DIR` (analyse that run directory instead of training) applies.
+        reuses: names of other studies whose ensembles this one reuses when they exist beside its output folder.
+    """
+
+    name: str
+    title: str
+    summary: str
+    scales: Mapping[str, Scale]
+    run: Callable[[Context], list[str]]
+    options: tuple[str, ...] = ()
+    takes_run: bool = False
+    reuses: tuple[str, ...] = ()
+
+
+class Context(NamedTuple):
+    """Where and how a study runs (built by `run_study`)."""
+
+    study: Study
+    scale_name: str
+    scale: Scale
+    members: int  # E per condition
+    out: Path
+    run: Path | None  # a run directory to analyse instead of training (studies with takes_run)
+    options: dict  # network options
+    command: str  # the command that ran the study, as the caller gave it
+    progress: bool  # progress bars on stderr
+    trained: list  # the Runs this invocation used, in order (filled by `train` and `use`)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out / "runs"
+
+    def search(self) -> list[Path]:
+        """Folders of run directories to reuse: this study's, then those of the studies it reuses, beside `out`."""
+        return [self.runs_dir] + [self.out.parent / other / "runs" for other in self.study.reuses]
+
+    def train(self, config: TrainConfig, name: str, members: int | None = None, hparams: Hparams | None = None) -> Run:
+        """The ensemble (config, seed 0, members 0..E-1, hparams) of this study, evaluated with the scale's protocol:
+        a finished run of exactly it under `search()` is reused; otherwise it is trained (or resumed from its
+        checkpoint) into `runs/<name>` by `jaxrnn.runs.train_run`."""
+        E = members or self.members
+        hp = hparams or self.scale.protocol.hparams
+        proto = self.scale.protocol
+        found = runs.find_run(config, 0, hp, E, self.search())
+        if found is not None:
+            log(f"reusing {found}")
+            run = runs.open_run(found, proto.n_eval, proto.success_at)
+        else:
+            bar = runs.ProgressBar(name, disable=not self.progress)
+            try:
+                run = runs.train_run(
+                    self.runs_dir / name,
+                    config,
+                    seed=0,
+                    members=E,
+                    hparams=hp,
+                    n_eval=proto.n_eval,
+                    success_at=proto.success_at,
+                    progress=bar,
+                    log=log,
+                    command=[self.command],
+                )
+            finally:
+                bar.close()
+            ok = int(np.sum(run.evaluation.success))
+            log(f"{name}: {ok}/{E} succeed ({run.train_seconds:.0f} s of training)")
+        self.trained.append(run)
+        return run
+
+    def use(self, run_dir: Path) -> Run:
+        """An existing run directory (`--run`), evaluated with the scale's protocol."""
+        proto = self.scale.protocol
+        run = runs.open_run(run_dir, proto.n_eval, proto.success_at)
+        self.trained.append(run)
+        return run
+
+
+def log(message: str) -> None:
+    """Progress line on stderr (studies run for minutes; their numbers go to files, not here)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_study(
+    study: Study,
+    scale: str = "smoke",
+    members: int | None = None,
+    out: str | Path | None = None,
+    run: str | Path | None = None,
+    options: dict | None = None,
+    command: str | None = None,
+    progress: bool = False,
+) -> Path:
+    """Run `study` at `scale` and write `out` (default `results/<name>`): its files and `report.md`.
+
+    Args:
+        members: E per condition (default: the scale's). run: a run directory to analyse (studies with
+            `takes_run`). options: network options (`study.options`). command: the command line to record (the
+            CLI passes its own; from Python the equivalent `jaxrnn study` command is recorded). progress: progress
+            bars on stderr.
+    Returns:
+        The output directory.
+    Raises:
+        ValueError: an unknown scale, bad members, options or `run` the study does not take.
+    """
+    if scale not in study.scales:
+        raise ValueError(f"unknown scale {scale!r}; allowed: {', '.join(study.scales)}")
+    if members is not None and members < 1:
+        raise ValueError(f"members must be >= 1, got {members}")
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    unknown = sorted(set(options) - set(NETWORK_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown study options {unknown}; allowed: {', '.join(NETWORK_OPTIONS)}")
+    if "e_fraction" in options and not options.get("dale"):
+        raise ValueError("study option e_fraction needs dale (--dale): without Dale's law there are no E units")
+    refused = sorted(set(options) - set(study.options))
+    if refused:
+        takes = f"it takes {', '.join(study.options)}" if study.options else "it takes none"
+        raise ValueError(f"study {study.name!r} takes no network option {', '.join(refused)} ({takes})")
+    if run is not None and not study.takes_run:
+        raise ValueError(f"study {study.name!r} trains its own ensembles; --run applies to lesion and flipflop3")
+    out = runs.check_dir_out(Path(out) if out is not None else Path("results") / study.name)
+    if run is not None:
+        load_meta(run)  # a readable run directory, before anything is written
+    sc = study.scales[scale]
+    command = command or _python_command(study.name, scale, members, out, run, options)
+    t0 = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    _ignore_runs(out)
+    ctx = Context(
+        study, scale, sc, members or sc.members, out, None if run is None else Path(run), options, command, progress, []
+    )
+    body = study.run(ctx)
+    write_report(ctx, body, time.time() - t0)
+    return out
+
+
+def _python_command(name, scale, members, out, run, options) -> str:
+    args = [f"--scale {scale}"] + ([f"--members {members}"] if members else []) + [f"--out {out}"]
+    args += [f"--run {run}"] if run else []
+    for k, v in options.items():
+        args.append(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}"))
+    return f"jaxrnn study {name} {' '.join(args)} (run from Python)"
+
+
+def _ignore_runs(out: Path) -> None:
+    """Keep trained parameters out of git: `<out>/runs/.gitignore` ignoring everything."""
+    folder = out / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".gitignore").write_text("# trained ensembles (parameters): reproducible, too large for git\n*\n")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Files.
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return "" if not math.isfinite(float(v)) else f"{float(v):.6g}"
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """Write rows (dicts) as a CSV with a header (the union of their keys, missing values empty); floats with 6
+    significant digits."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: _fmt(v) for k, v in row.items()})
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Rows of a CSV written by `write_csv` (values as strings)."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def sem(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Standard error of the mean along `axis` (NaN-aware; 0 for a single value)."""
+    x = np.asarray(x, np.float64)
+    n = np.sum(np.isfinite(x), axis=axis)
+    sd = np.nanstd(x, axis=axis, ddof=1) if np.max(n) > 1 else np.zeros(np.nanmean(x, axis=axis).shape)
+    return np.where(n > 1, sd / np.sqrt(np.maximum(n, 1)), 0.0)
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table."""
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reports.
+
+
+def protocol_facts(run: Run) -> dict[str, str]:
+    """The training protocol of a run, read from its own config (one table row of the report)."""
+    c = run.config
+    data = "fresh trials every update" if c.protocol == "online" else "own set, reshuffled each epoch"
+    if c.protocol == "paper" and c.shared_data:
+        data = "one set shared by all members, reshuffled each epoch"
+    net = [f"N = {c.units}", f"{c.init} init"]
+    if c.alpha != 1.0:
+        net.append(f"a = {c.alpha:g}")
+    if c.bias:
+        net.append("RNN bias")
+    if c.dale:
+        net.append(f"Dale E fraction {c.e_fraction:g}")
+    if c.sparsity:
+        net.append(f"sparsity {c.sparsity:g}")
+    if c.cell != "rnn":
+        net.append(c.cell)
+    return {
+        "ensemble": f"`{run.path.name}`",
+        "task": c.task.name,
+        "network": ", ".join(net),
+        "members": str(len(run.members)),
+        "training": f"{c.epochs} epochs × {c.n_train:,} trials ({data}), batch {c.batch_size}",
+        "optimizer": f"Adam lr {run.hparams.lr:g}, decay {c.decay:g}"
+        + (f", clip {c.clip_norm:g}" if c.clip_norm else ""),
+        "early stop": f"loss < {c.threshold:g}" if c.threshold > 0 else "never",
+        "succeed": f"{int(np.sum(run.evaluation.success))}/{len(run.members)}" if run.evaluation is not None else "—",
+        "training time": f"{run.train_seconds:.0f} s" + (" (reused)" if run.origin == "loaded" else ""),
+        "device": _device_name(run),
+    }
+
+
+def _device_name(run: Run) -> str:
+    dev = run.meta.get("device") or {}
+    return f"{dev.get('kind', 'unknown')} ({dev.get('platform', '?')})" if dev else "not recorded"
+
+
+def success_rules(trained: list[Run]) -> list[str]:
+    """One line per task of the ensembles: what a correct trial is, and when a member succeeds."""
+    lines, seen = [], set()
+    for run in trained:
+        task, ev = run.config.task, run.evaluation_settings
+        if task.name in seen:
+            continue
+        seen.add(task.name)
+        rule = task.success_rule.strip().rstrip(".")
+        lines.append(
+            f"- {task.name}: {rule[:1].upper() + rule[1:]}. A member succeeds when its outputs are finite and at "
+            f"least {100 * float(ev.get('success_at', 0.9)):.0f}% of {ev.get('trials', '?')} held-out trials are "
+            "correct."
+        )
+    return lines
+
+
+def environment() -> str:
+    """Device, cores and versions, one Markdown list."""
+    import jax
+
+    return "\n".join(
+        [
+            f"- device: {', '.join(str(d) for d in jax.devices())} ({jax.devices()[0].device_kind})",
+            f"- CPU: {_cpu_model()}, {os.cpu_count()} cores visible; Python {platform.python_version()}, "
+            f"jax {jax.__version__}, numpy {np.__version__}",
+        ]
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_report(ctx: Context, body: list[str], wall_seconds: float) -> Path:
+    """Write `<out>/report.md`: what was run (from structured facts), then the study's own sections (`body`)."""
+    trained = ctx.trained
+    lines = [
+        f"# {ctx.study.title}",
+        "",
+        "_Generated by `jaxrnn study`; do not edit by hand._",
+        "",
+        "## What was run",
+        "",
+        f"- command: `{ctx.command}`",
+        f"- scale: **{ctx.scale_name}**. {ctx.scale.reduced}",
+        f"- members per condition: {ctx.members}",
+        environment(),
+        f"- wall time of this invocation: {wall_seconds:.0f} s ({wall_seconds / 60:.1f} min), finished "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+    ]
+    if trained:
+        reused = sum(r.origin == "loaded" for r in trained)
+        lines += [
+            f"- ensembles: {len(trained)}, training time as recorded in their run directories "
+            f"{sum(r.train_seconds for r in trained):.0f} s; {reused} reused from existing run directories",
+            "",
+            "Success criterion:",
+            "",
+            *success_rules(trained),
+            "",
+            "Ensembles (each row read from its run directory's config.json):",
+            "",
+        ]
+        facts = [protocol_facts(r) for r in trained]
+        lines.append(md_table(list(facts[0]), [list(f.values()) for f in facts]))
+    lines += ["", *body, ""]
+    path = ctx.out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
