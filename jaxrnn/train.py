@@ -16,7 +16,9 @@ Protocols (DESIGN.md §3):
     below the task's threshold (its updates are masked).
   * `online`: fresh trials at every update.
 Both train with Keras' Adam (`keras_adam`: the original's optimizer, with Keras' legacy decay lr / (1 + decay · t)
-and its placement of eps), optionally after global-norm gradient clipping.
+and its placement of eps), optionally after global-norm gradient clipping. With a projected constraint (Dale's
+"project" method, `nonneg_input`; `jaxrnn.network.project_constraints`) the parameters are projected after every
+update, so every stored, checkpointed or analysed parameter set satisfies it.
 A member whose loss or gradient becomes non-finite is frozen at its last finite parameters and marked diverged.
 
 Regularisation during training only (evaluation is noise-free): recurrent noise `rec_noise` (added to the
@@ -44,7 +46,15 @@ import numpy as np
 import optax
 from jax import Array
 
-from jaxrnn.network import NetConfig, Params, forward, forward_batch, init_params, recurrent_weights
+from jaxrnn.network import (
+    NetConfig,
+    Params,
+    forward,
+    forward_batch,
+    init_params,
+    project_constraints,
+    recurrent_weights,
+)
 from jaxrnn.tasks import Task, Trial
 
 PROTOCOLS = ("paper", "online")
@@ -95,8 +105,8 @@ class TrainConfig:
         threshold: early-stop loss threshold (0 = never stop early).
         shared_data: all members train on one set of trials (the original) rather than their own.
         data_seed: the seed of that shared set.
-        cell: "rnn" | "gru" | "lstm". dale, e_fraction, sparsity, train_h0: network constraints (see
-            `jaxrnn.network.NetConfig`).
+        cell: "rnn" | "gru" | "lstm". dale, e_fraction, sparsity, train_h0, dale_method, dale_axis, nonneg_input:
+            network constraints (see `jaxrnn.network.NetConfig`).
         rec_noise, in_noise: std sigma of the recurrent and input noise during training (per step sqrt(2/alpha)·sigma;
             module docstring). l2_weights, l2_rates: coefficients of the L2 penalties (module docstring).
     """
@@ -128,6 +138,9 @@ class TrainConfig:
     in_noise: float = 0.0
     l2_weights: float = 0.0
     l2_rates: float = 0.0
+    dale_method: str = "abs"
+    dale_axis: str = "pre"
+    nonneg_input: bool = False
 
     def __post_init__(self):
         preset = {**_DEFAULTS, **PAPER.get(self.task.name, {})}
@@ -168,6 +181,9 @@ class TrainConfig:
             e_fraction=self.e_fraction,
             sparsity=self.sparsity,
             train_h0=self.train_h0,
+            dale_method=self.dale_method,
+            dale_axis=self.dale_axis,
+            nonneg_input=self.nonneg_input,
         )
 
     @property
@@ -340,7 +356,7 @@ def make_train(config: TrainConfig) -> tuple[Callable, Callable]:
         (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, trials, noise_key)
         finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
         updates, new_opt = optimizer.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
+        new_params = project_constraints(optax.apply_updates(params, updates), net)  # identity unless projected
         keep = active & finite
         params, opt_state = jax.tree.map(lambda n, o: jnp.where(keep, n, o), (new_params, new_opt), (params, opt_state))
         return (params, opt_state, active & finite), loss
