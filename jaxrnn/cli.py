@@ -193,6 +193,9 @@ def _train_config(args):
         e_fraction=args.e_fraction,
         sparsity=args.sparsity,
         train_h0=args.train_h0,
+        dale_method=args.dale_method,
+        dale_axis=args.dale_axis,
+        nonneg_input=args.nonneg_input,
         rec_noise=args.rec_noise,
         in_noise=args.in_noise,
         l2_weights=args.l2_weights,
@@ -202,8 +205,8 @@ def _train_config(args):
 
 
 def _add_network_options(p, study: bool = False) -> None:
-    """--cell, --dale, --e-fraction, --sparsity (train and study); values are checked by NetConfig before any
-    compilation, with a message naming the field."""
+    """--cell, --dale, --e-fraction, --sparsity (train and study), --dale-method, --dale-axis, --nonneg-input (train);
+    values are checked by NetConfig before any compilation, with a message naming the field."""
     p.add_argument(
         "--cell",
         choices=("rnn", "gru", "lstm"),
@@ -214,8 +217,29 @@ def _add_network_options(p, study: bool = False) -> None:
         "--dale",
         action="store_true",
         default=None if study else False,
-        help="Dale's law: each unit's outgoing weights keep one sign (W_eff = |W|·D), balanced E/I init",
+        help="Dale's law: each unit's outgoing weights keep one sign (W_eff = |W|·D), balanced E/I init"
+        + ("" if study else "; see --dale-method and --dale-axis"),
     )
+    if not study:
+        p.add_argument(
+            "--dale-method",
+            choices=("abs", "project"),
+            default="abs",
+            help="with --dale: abs = W_eff = |W|·D with a balanced E/I init (default); project = the original Keras "
+            "code's way: plain init, wrong-signed weights set to 0 after every update",
+        )
+        p.add_argument(
+            "--dale-axis",
+            choices=("pre", "post"),
+            default="pre",
+            help="with --dale: the sign of W[i, j] is that of presynaptic unit j (pre, Dale's law; default) or of "
+            "receiving unit i (post, as the original code constrained it; needs --dale-method project)",
+        )
+        p.add_argument(
+            "--nonneg-input",
+            action="store_true",
+            help="keep the input weights W_in >= 0 (projected after every update, as the original E/I code)",
+        )
     p.add_argument(
         "--e-fraction",
         type=float,

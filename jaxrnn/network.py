@@ -9,17 +9,28 @@ Parameters are a plain dict pytree: `W_in` (N, n_in), `W_rec` (N, N), `W_out` (n
 (N,) only when the RNN bias is on, `h0` (N,) only with a trainable initial state, and `rec_mask` (N, N) only with a
 sparse recurrent matrix.
 
-Constraints (Song, Yang & Wang 2016, PLoS Comput Biol 12:e1004792, "Training excitatory-inhibitory recurrent neural
-networks for cognitive tasks"). `params["W_rec"]` is always the FREE parameter; the network runs on the EFFECTIVE
-matrix `recurrent_weights(params, cfg)`:
+Constraints. `params["W_rec"]` is always the FREE parameter; the network runs on the EFFECTIVE matrix
+`recurrent_weights(params, cfg)`. Dale's law has two methods (`NetConfig.dale_method`):
 
-    W_eff = |W_rec| · D ⊙ M   (Dale's law on)            W_eff = W_rec ⊙ M   (off)
+  * "abs" (Song, Yang & Wang 2016, PLoS Comput Biol 12:e1004792, "Training excitatory-inhibitory recurrent neural
+    networks for cognitive tasks"): a parametrisation,
 
-with D = diag(+1 for the first round(e_fraction · N) units, the excitatory ones, -1 for the rest) acting on columns
-(the sign of a weight is that of its PRESYNAPTIC unit j) and M the fixed 0/1 sparsity mask (`rec_mask`, never trained:
-its gradient is stopped, so Adam leaves it exactly as drawn). Training cannot flip a sign or revive a masked weight.
-The map is idempotent (W_eff of an effective matrix is itself), so `effective_params` may be applied to parameters
-before any analysis (spectra, lesions, fixed points) and the network still computes the same thing.
+        W_eff = |W_rec| · D ⊙ M   (Dale's law on)            W_eff = W_rec ⊙ M   (off)
+
+    with D = diag(+1 for the first round(e_fraction · N) units, the excitatory ones, -1 for the rest) acting on
+    columns (the sign of a weight is that of its PRESYNAPTIC unit j), and a balanced E/I init (`init_dale_recurrent`).
+  * "project" (the original Keras code, katejarne/Excitatory-inhibitory, whose Keras weight constraints do this): the
+    free matrix IS the effective one, W_eff = W_rec ⊙ M; it starts from the plain orthogonal / normal matrix and,
+    after every optimizer update (`project_constraints`, called by the trainer on the parameters), every entry of the
+    wrong sign is set to 0. The sign is fixed per presynaptic unit (columns, `dale_axis="pre"`, Dale's law proper) or,
+    as the original code did, per RECEIVING unit (rows, `dale_axis="post"`: all inputs to a unit share one sign;
+    Keras' recurrent kernel is the transpose, so the original's kernel columns are these rows). The same projection
+    can keep the input weights W_in >= 0 (`nonneg_input`, the original's input-kernel constraint).
+
+M is the fixed 0/1 sparsity mask (`rec_mask`, never trained: its gradient is stopped, so Adam leaves it exactly as
+drawn). Training cannot flip a sign or revive a masked weight. The map is idempotent (W_eff of an effective matrix is
+itself), so `effective_params` may be applied to parameters before any analysis (spectra, lesions, fixed points) and
+the network still computes the same thing.
 
 Gated cells (`cell` "gru" or "lstm", for comparison with the rate RNN) are plain dicts too: `W_x` (G·N, n_in),
 `W_h` (G·N, N), `b_h` (G·N,), `W_out`, `b_out` and optionally `h0`, with G = 3 (GRU) or 4 (LSTM) gate blocks stacked
@@ -39,6 +50,8 @@ from jax import Array
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus, "sigmoid": jax.nn.sigmoid}
 INITS = ("orthogonal", "normal")
 CELLS = ("rnn", "gru", "lstm")
+DALE_METHODS = ("abs", "project")
+DALE_AXES = ("pre", "post")
 _GATES = {"gru": 3, "lstm": 4}
 
 Params = dict[str, Array]
@@ -56,8 +69,15 @@ class NetConfig:
         bias: whether the recurrent layer has a bias b.
         init: recurrent initializer, "orthogonal" (gain · Q) or "normal" (N(0, gain² / N)).
         cell: "rnn" (the rate RNN above), "gru" or "lstm" (gated cells; alpha 1, tanh, no Dale, no sparsity).
-        dale: Dale's law, the sign of every weight fixed by its presynaptic unit (column); see the module docstring.
-        e_fraction: fraction of excitatory units with `dale` (their count is round(e_fraction · N), half up).
+        dale: Dale's law, the sign of every recurrent weight fixed by one of its units; see the module docstring.
+            `dale=True` alone is `|W|·D` per presynaptic unit (dale_method "abs", dale_axis "pre").
+        dale_method: with `dale`, "abs" (W_eff = |W_rec|·D, balanced E/I init) or "project" (plain init; after every
+            update the wrong-signed entries are set to 0, as the original Keras code did).
+        dale_axis: with `dale`, whose sign a weight W[i, j] carries: "pre" (presynaptic unit j, columns: Dale's law)
+            or "post" (receiving unit i, rows: the original code's constraint; "project" only).
+        e_fraction: fraction of excitatory units with `dale` (their count is round(e_fraction · N), half up); with
+            dale_axis "post" these are the units whose inputs are all >= 0.
+        nonneg_input: keep W_in >= 0 by the same projection (the original code's input-kernel constraint).
         sparsity: fraction of recurrent connections removed by a fixed random mask, in [0, 1) (exactly
             round(sparsity · N²) of them); the connection probability is 1 - sparsity.
         train_h0: the initial state h0 is a trained parameter (zero at init) instead of fixed at 0.
@@ -75,6 +95,9 @@ class NetConfig:
     e_fraction: float = 0.8
     sparsity: float = 0.0
     train_h0: bool = False
+    dale_method: str = "abs"
+    dale_axis: str = "pre"
+    nonneg_input: bool = False
 
     def __post_init__(self):
         for name in ("n_in", "n_out", "units"):
@@ -94,6 +117,20 @@ class NetConfig:
             raise ValueError(
                 f"network: sparsity (fraction of recurrent connections removed) must lie in [0, 1), got {self.sparsity}"
             )
+        if self.dale_method not in DALE_METHODS:
+            raise ValueError(f"network: unknown dale_method {self.dale_method!r}; allowed: {', '.join(DALE_METHODS)}")
+        if self.dale_axis not in DALE_AXES:
+            raise ValueError(f"network: unknown dale_axis {self.dale_axis!r}; allowed: {', '.join(DALE_AXES)}")
+        if not self.dale and (self.dale_method, self.dale_axis) != ("abs", "pre"):
+            raise ValueError(
+                f"network: dale_method={self.dale_method!r} / dale_axis={self.dale_axis!r} need dale=True "
+                "(Dale's law is off)"
+            )
+        if self.dale and self.dale_axis == "post" and self.dale_method != "project":
+            raise ValueError(
+                "network: dale_axis='post' (sign per receiving unit) needs dale_method='project'; the 'abs' method "
+                "fixes the sign per presynaptic unit only"
+            )
         if self.dale and not 1 <= self.n_exc <= self.units - 1:
             raise ValueError(
                 f"network: dale needs at least one excitatory and one inhibitory unit; e_fraction={self.e_fraction} "
@@ -102,6 +139,7 @@ class NetConfig:
         if self.cell != "rnn":
             for name, bad in (
                 ("dale", self.dale),
+                ("nonneg_input", self.nonneg_input),
                 ("sparsity", self.sparsity > 0),
                 ("alpha", self.alpha != 1.0),
                 ("activation", self.activation != "tanh"),
@@ -116,6 +154,11 @@ class NetConfig:
     def n_exc(self) -> int:
         """Number of excitatory units under Dale's law: round(e_fraction · N), halves rounded up."""
         return int(math.floor(self.e_fraction * self.units + 0.5))
+
+    @property
+    def projected(self) -> bool:
+        """Whether the trainer projects the parameters after every update (`project_constraints`)."""
+        return self.cell == "rnn" and ((self.dale and self.dale_method == "project") or self.nonneg_input)
 
 
 def glorot_uniform(key: Array, shape: tuple[int, int]) -> Array:
@@ -134,7 +177,9 @@ def init_recurrent(key: Array, units: int, init: str, gain: float | Array = 1.0)
 
 
 def dale_signs(cfg: NetConfig) -> Array:
-    """(N,) presynaptic signs: +1 for the first `cfg.n_exc` (excitatory) units, -1 for the rest; all +1 without Dale."""
+    """(N,) unit signs: +1 for the first `cfg.n_exc` (excitatory) units, -1 for the rest; all +1 without Dale.
+
+    They sign the columns of W_rec (dale_axis "pre") or its rows ("post")."""
     if not cfg.dale:
         return jnp.ones(cfg.units, jnp.float32)
     return jnp.where(jnp.arange(cfg.units) < cfg.n_exc, 1.0, -1.0).astype(jnp.float32)
@@ -153,8 +198,37 @@ def _last_axis(v: Array, ndim: int) -> Array:
     return v.reshape((1,) * (ndim - 1) + v.shape)
 
 
+def _sign_grid(cfg: NetConfig, ndim: int) -> Array:
+    """The sign each entry of W_rec must have, broadcastable to an `ndim`-dimensional stack of (N, N) matrices:
+    `dale_signs` along the columns (dale_axis "pre") or along the rows ("post")."""
+    s = dale_signs(cfg)
+    return _last_axis(s, ndim) if cfg.dale_axis == "pre" else s.reshape((1,) * (ndim - 2) + (cfg.units, 1))
+
+
+def project_constraints(params: Params, cfg: NetConfig) -> Params:
+    """The projection of the "project" Dale method and of `nonneg_input` (the module docstring): every entry of W_rec
+    whose sign disagrees with its unit's (`_sign_grid`) is set to 0, and with `nonneg_input` every negative W_in
+    entry. The others, and every other parameter, are left exactly as they are.
+
+    The original code applied it as Keras weight constraints after every update (katejarne/Excitatory-inhibitory,
+    `binary_and_recurrent_exi_ini_01.py`); the trainer applies it after every optimizer update and `init_params` once
+    to the initial matrix. One network or a stack with leading member axes; idempotent; identity when nothing is
+    projected (`cfg.projected` False).
+    """
+    if not cfg.projected:
+        return params
+    out = dict(params)
+    if cfg.dale and cfg.dale_method == "project":
+        W = params["W_rec"]
+        out["W_rec"] = jnp.where(W * _sign_grid(cfg, W.ndim) >= 0, W, jnp.zeros_like(W))
+    if cfg.nonneg_input:
+        out["W_in"] = jnp.maximum(params["W_in"], 0.0)
+    return out
+
+
 def recurrent_weights(params: Params, cfg: NetConfig) -> Array:
-    """The effective recurrent matrix W_eff (the module docstring): |W_rec| · D ⊙ M with Dale, W_rec ⊙ M without.
+    """The effective recurrent matrix W_eff (the module docstring): |W_rec| · D ⊙ M with Dale's "abs" method,
+    W_rec ⊙ M without Dale or with the "project" method (the trainer keeps W_rec projected).
 
     Every consumer of the recurrent weights (forward passes, spectra, lesions, fixed points) goes through here.
     Works on one network (N, N) or a stack with leading member axes (E, N, N). Idempotent.
@@ -162,7 +236,7 @@ def recurrent_weights(params: Params, cfg: NetConfig) -> Array:
     if cfg.cell != "rnn":
         raise ValueError(f"network: cell={cfg.cell!r} has no single recurrent matrix W_rec (rate RNN only)")
     W = params["W_rec"]
-    if cfg.dale:
+    if cfg.dale and cfg.dale_method == "abs":
         W = jnp.abs(W) * _last_axis(dale_signs(cfg), W.ndim)
     if "rec_mask" in params:
         W = W * jax.lax.stop_gradient(params["rec_mask"])
@@ -174,7 +248,7 @@ def effective_params(params: Params, cfg: NetConfig) -> Params:
 
     The forward pass gives the same outputs on these (the map is idempotent). Gated cells are returned unchanged.
     """
-    if cfg.cell != "rnn" or not (cfg.dale or "rec_mask" in params):
+    if cfg.cell != "rnn" or not ((cfg.dale and cfg.dale_method == "abs") or "rec_mask" in params):
         return params
     return {**params, "W_rec": recurrent_weights(params, cfg)}
 
@@ -221,14 +295,16 @@ def init_params(key: Array, cfg: NetConfig, gain: float | Array = 1.0) -> Params
     """Initial parameters of one network (Keras defaults: Glorot-uniform kernels, zero biases).
 
     With a sparsity mask the recurrent init is multiplied by 1/sqrt(1 - sparsity), so the bulk radius stays ≈ gain;
-    with Dale's law the free `W_rec` holds the magnitudes of `init_dale_recurrent` (its effective matrix is that).
-    The mask is drawn from its own key (`fold_in(key, 1)`), so the other parameters do not depend on it.
+    with Dale's "abs" method the free `W_rec` holds the magnitudes of `init_dale_recurrent` (its effective matrix is
+    that); with the "project" method (and `nonneg_input`) the plain init, masked, is projected once
+    (`project_constraints`: about half of W_rec's entries, and of W_in's, become 0). The mask is drawn from its own
+    key (`fold_in(key, 1)`), so the other parameters do not depend on it.
     """
     if cfg.cell != "rnn":
         return _init_gated(key, cfg, gain)
     key_in, key_rec, key_out = jax.random.split(key, 3)
     mask = sparsity_mask(jax.random.fold_in(key, 1), cfg) if cfg.sparsity > 0 else None
-    if cfg.dale:
+    if cfg.dale and cfg.dale_method == "abs":
         W_rec = jnp.abs(init_dale_recurrent(key_rec, cfg, gain, mask))
     else:
         W_rec = init_recurrent(key_rec, cfg.units, cfg.init, gain)
@@ -246,7 +322,7 @@ def init_params(key: Array, cfg: NetConfig, gain: float | Array = 1.0) -> Params
         params["h0"] = jnp.zeros(cfg.units, jnp.float32)
     if mask is not None:
         params["rec_mask"] = mask
-    return params
+    return project_constraints(params, cfg)
 
 
 def _init_gated(key: Array, cfg: NetConfig, gain: float | Array) -> Params:

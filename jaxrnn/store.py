@@ -406,6 +406,8 @@ def same_run(meta: dict, config: TrainConfig, seed: int, hparams: Hparams, membe
     }
     diffs = []
     stored_cfg = meta.get("config", {}) if isinstance(meta.get("config"), dict) else {}
+    # a field that a run written by an older jaxrnn lacks had that field's default there
+    defaults = {f.name: _json_value(f.default) for f in dataclasses.fields(TrainConfig) if f.name != "task"}
     for k, v in want["config"].items():
         if k == "task":
             s = stored_cfg.get("task", {})
@@ -414,7 +416,7 @@ def same_run(meta: dict, config: TrainConfig, seed: int, hparams: Hparams, membe
                 continue
             sp = s.get("params", {}) if isinstance(s.get("params"), dict) else {}
             diffs += [f"task.{p}" for p, pv in v["params"].items() if sp.get(p) != pv]
-        elif stored_cfg.get(k) != v:
+        elif stored_cfg.get(k, defaults.get(k)) != v:
             diffs.append(k)
     for k in ("seed", "hparams", "members"):
         if meta.get(k) != want[k]:

@@ -12,9 +12,13 @@ chunks the run (members in chunks that fit memory, epochs in calls between progr
 Protocols (DESIGN.md §3):
   * `paper`: a fixed training set of `n_train` trial keys per member (or one shared set when `shared_data`),
     regenerated on device when used, shuffled every epoch, `n_train // batch_size` updates per epoch (the
-    remainder of a shuffle is left out), Adam with Keras' legacy decay lr / (1 + decay · t), and per-member early
-    stopping once the epoch's mean training loss falls below the task's threshold (its updates are masked).
+    remainder of a shuffle is left out), and per-member early stopping once the epoch's mean training loss falls
+    below the task's threshold (its updates are masked).
   * `online`: fresh trials at every update.
+Both train with Keras' Adam (`keras_adam`: the original's optimizer, with Keras' legacy decay lr / (1 + decay · t)
+and its placement of eps), optionally after global-norm gradient clipping. With a projected constraint (Dale's
+"project" method, `nonneg_input`; `jaxrnn.network.project_constraints`) the parameters are projected after every
+update, so every stored, checkpointed or analysed parameter set satisfies it.
 A member whose loss or gradient becomes non-finite is frozen at its last finite parameters and marked diverged.
 
 Regularisation during training only (evaluation is noise-free): recurrent noise `rec_noise` (added to the
@@ -42,7 +46,15 @@ import numpy as np
 import optax
 from jax import Array
 
-from jaxrnn.network import NetConfig, Params, forward, forward_batch, init_params, recurrent_weights
+from jaxrnn.network import (
+    NetConfig,
+    Params,
+    forward,
+    forward_batch,
+    init_params,
+    project_constraints,
+    recurrent_weights,
+)
 from jaxrnn.tasks import Task, Trial
 
 PROTOCOLS = ("paper", "online")
@@ -68,12 +80,13 @@ class TrainConfig:
         units: N. init: "orthogonal" | "normal". bias: RNN bias. alpha: dt / tau. activation: see network.
         protocol: "paper" | "online". epochs, batch_size, n_train: sizes (an epoch is n_train // batch_size
             updates in both protocols).
-        decay: Keras legacy lr decay. b1, b2, eps: Adam. clip_norm: global-norm gradient clipping (None = off).
+        decay: Keras legacy lr decay. b1, b2, eps: Adam (`keras_adam`). clip_norm: global-norm gradient clipping
+            before Adam (None = off; Keras 2's `clipnorm`, which clipped the global norm; Keras 3's `global_clipnorm`).
         threshold: early-stop loss threshold (0 = never stop early).
         shared_data: all members train on one set of trials (the original) rather than their own.
         data_seed: the seed of that shared set.
-        cell: "rnn" | "gru" | "lstm". dale, e_fraction, sparsity, train_h0: network constraints (see
-            `jaxrnn.network.NetConfig`).
+        cell: "rnn" | "gru" | "lstm". dale, e_fraction, sparsity, train_h0, dale_method, dale_axis, nonneg_input:
+            network constraints (see `jaxrnn.network.NetConfig`).
         rec_noise, in_noise: std sigma of the recurrent and input noise during training (per step sqrt(2/alpha)·sigma;
             module docstring). l2_weights, l2_rates: coefficients of the L2 penalties (module docstring).
     """
@@ -105,6 +118,9 @@ class TrainConfig:
     in_noise: float = 0.0
     l2_weights: float = 0.0
     l2_rates: float = 0.0
+    dale_method: str = "abs"
+    dale_axis: str = "pre"
+    nonneg_input: bool = False
 
     def __post_init__(self):
         for name, value in dataclasses.asdict(self.task.preset).items():
@@ -144,6 +160,9 @@ class TrainConfig:
             e_fraction=self.e_fraction,
             sparsity=self.sparsity,
             train_h0=self.train_h0,
+            dale_method=self.dale_method,
+            dale_axis=self.dale_axis,
+            nonneg_input=self.nonneg_input,
         )
 
     @property
@@ -172,10 +191,62 @@ def masked_mse(outputs: Array, trial: Trial) -> Array:
     return jnp.sum(trial.mask * (outputs - trial.targets) ** 2) / jnp.maximum(jnp.sum(trial.mask), 1.0)
 
 
+class KerasAdamState(NamedTuple):
+    """State of `keras_adam`: the update count and the two moment estimates (pytrees like the parameters)."""
+
+    count: Array  # int32, updates done
+    mu: optax.Updates
+    nu: optax.Updates
+
+
+def keras_adam(
+    learning_rate: float | Array,
+    b1: float | Array = 0.9,
+    b2: float | Array = 0.999,
+    eps: float | Array = 1e-8,
+    decay: float | Array = 0.0,
+) -> optax.GradientTransformation:
+    """Keras' Adam (Keras 2.0.6-2.3.1, the original studies' versions, and Keras 3), with Keras 2's legacy decay.
+
+    At update t = 1, 2, ... (count = t - 1 updates done before it):
+
+        lr_t    = learning_rate / (1 + decay · (t - 1))
+        alpha_t = lr_t · sqrt(1 - b2^t) / (1 - b1^t)
+        m ← b1 m + (1 - b1) g,    v ← b2 v + (1 - b2) g²,    θ ← θ - alpha_t · m / (sqrt(v) + eps)
+
+    The bias correction is folded into the step size, so against `optax.adam` (m̂ / (sqrt(v̂) + eps), v̂ = v / (1 -
+    b2^t)) eps acts as eps / sqrt(1 - b2^t): 32x larger at the first update, the same once b2^t is small. optax's
+    `eps_root` (inside the square root) is a different change. Keras 3 writes the decay as
+    `InverseTimeDecay(learning_rate, decay_steps=1, decay_rate=decay)`; its default eps is 1e-7, Keras 2's 1e-8.
+
+    Every hyperparameter may be a traced value (e.g. one learning rate per member under `vmap`) and the factory takes
+    numbers only, so `optax.inject_hyperparams(keras_adam)(learning_rate=..., decay=...)` keeps them in the state.
+
+    Returns:
+        an optax GradientTransformation whose updates are to be added to the parameters (`optax.apply_updates`).
+    """
+
+    def init_fn(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return KerasAdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=zeros)
+
+    def update_fn(updates, state, params=None):
+        del params
+        t = (state.count + 1).astype(jnp.float32)
+        lr = learning_rate / (1.0 + decay * state.count.astype(jnp.float32))
+        alpha = lr * jnp.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        mu = jax.tree.map(lambda m, g: b1 * m + (1.0 - b1) * g, state.mu, updates)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1.0 - b2) * g * g, state.nu, updates)
+        steps = jax.tree.map(lambda m, v: (-alpha * m / (jnp.sqrt(v) + eps)).astype(m.dtype), mu, nu)
+        return steps, KerasAdamState(count=optax.safe_int32_increment(state.count), mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
 def make_optimizer(config: TrainConfig, lr: float | Array) -> optax.GradientTransformation:
-    """Adam with Keras' legacy decay lr_t = lr / (1 + decay · t), t = updates done; optional clipping first."""
-    schedule = lambda count: lr / (1.0 + config.decay * count)  # noqa: E731
-    adam = optax.adam(schedule, b1=config.b1, b2=config.b2, eps=config.eps)
+    """The optimizer of every protocol: Keras' Adam (`keras_adam`) with the config's b1, b2, eps and legacy decay,
+    after global-norm gradient clipping when `clip_norm` is set. `lr` may be traced (one per member)."""
+    adam = keras_adam(lr, b1=config.b1, b2=config.b2, eps=config.eps, decay=config.decay)
     return optax.chain(optax.clip_by_global_norm(config.clip_norm), adam) if config.clip_norm else adam
 
 
@@ -185,6 +256,19 @@ def _keys(member_key: Array, config: TrainConfig) -> tuple[Array, Array, Array]:
     if config.shared_data:
         key_data = jax.random.key(config.data_seed)
     return key_init, key_data, key_shuffle
+
+
+def epoch_trial_keys(member_key: Array, config: TrainConfig, epoch: int | Array) -> Array:
+    """The (steps_per_epoch, batch_size) trial keys a member trains on in epoch `epoch` (0-based), batch by batch:
+    `jax.vmap(config.task.sample)(keys[s])` is update s's batch. Paper protocol: the member's fixed training set in
+    that epoch's shuffled order; online: fresh keys."""
+    _, key_data, key_shuffle = _keys(member_key, config)
+    S, B = config.steps_per_epoch, config.batch_size
+    if config.protocol == "online":
+        return jax.random.split(jax.random.fold_in(key_data, epoch), S * B).reshape(S, B)
+    train_keys = jax.random.split(key_data, config.n_train)
+    order = jax.random.permutation(jax.random.fold_in(key_shuffle, epoch), config.n_train)
+    return train_keys[order[: S * B].reshape(S, B)]
 
 
 def penalties(params: Params, states: Array, config: TrainConfig) -> Array:
@@ -234,7 +318,7 @@ def make_train(config: TrainConfig) -> tuple[Callable, Callable]:
     """Build the pure per-member functions `init(member_key, hparams)` and
     `run_epochs(state, member_key, hparams, n_epochs)` for `config`."""
     task, net = config.task, config.net
-    B, S = config.batch_size, config.steps_per_epoch
+    S = config.steps_per_epoch
 
     loss_fn = make_loss(config)
 
@@ -244,14 +328,6 @@ def make_train(config: TrainConfig) -> tuple[Callable, Callable]:
         opt_state = make_optimizer(config, hparams.lr).init(params)
         return TrainState(params, opt_state, jnp.int32(0), jnp.int32(0), jnp.bool_(False))
 
-    def epoch_trial_keys(key_data, key_shuffle, epoch):
-        """(S, B) trial keys of one epoch."""
-        if config.protocol == "online":
-            return jax.random.split(jax.random.fold_in(key_data, epoch), S * B).reshape(S, B)
-        train_keys = jax.random.split(key_data, config.n_train)
-        order = jax.random.permutation(jax.random.fold_in(key_shuffle, epoch), config.n_train)
-        return train_keys[order[: S * B].reshape(S, B)]
-
     def update(carry, xs, optimizer):
         params, opt_state, active = carry
         keys, noise_key = xs
@@ -259,16 +335,15 @@ def make_train(config: TrainConfig) -> tuple[Callable, Callable]:
         (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, trials, noise_key)
         finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
         updates, new_opt = optimizer.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
+        new_params = project_constraints(optax.apply_updates(params, updates), net)  # identity unless projected
         keep = active & finite
         params, opt_state = jax.tree.map(lambda n, o: jnp.where(keep, n, o), (new_params, new_opt), (params, opt_state))
         return (params, opt_state, active & finite), loss
 
     def epoch(state, member_key, hparams):
-        _, key_data, key_shuffle = _keys(member_key, config)
         optimizer = make_optimizer(config, hparams.lr)
         active = (state.stop_epoch == 0) & ~state.diverged
-        keys = epoch_trial_keys(key_data, key_shuffle, state.epoch)
+        keys = epoch_trial_keys(member_key, config, state.epoch)
         noise_keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(member_key, NOISE_STREAM), state.epoch), S)
         (params, opt_state, still), losses = jax.lax.scan(
             functools.partial(update, optimizer=optimizer), (state.params, state.opt_state, active), (keys, noise_keys)

@@ -1,14 +1,24 @@
 """Network constraints and gated cells (issue 7): Dale's law, sparsity masks, training noise, trainable h0, L2
 penalties, GRU and LSTM. Tiny sizes; the learning checks are in the slow test at the end."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.network import NetConfig, effective_params, forward, init_params, recurrent_weights
+from jaxrnn.network import (
+    NetConfig,
+    effective_params,
+    forward,
+    init_params,
+    init_recurrent,
+    project_constraints,
+    recurrent_weights,
+)
 from jaxrnn.tasks import make_task
-from jaxrnn.train import TrainConfig, fit, make_loss, penalties
+from jaxrnn.train import Hparams, TrainConfig, fit, make_loss, penalties
 
 TASK = make_task("and", T=40, pulse_start=5, response_start=25)
 
@@ -76,6 +86,116 @@ def test_training_keeps_signs_mask_and_trains_h0(constrained):
     assert np.all(ens.params_init["h0"] == 0) and np.any(ens.params_final["h0"] != 0)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Dale's law by projection (the original Keras code's method): plain init, wrong-signed entries zeroed after updates.
+
+PROJECT = dict(dale=True, dale_method="project")
+
+
+def _signs_hold(W: np.ndarray, n_exc: int, axis: str) -> bool:
+    """Every entry of W (..., N, N) has its unit's sign: columns (axis "pre") or rows ("post"); first n_exc >= 0."""
+    if axis == "post":
+        W = np.swapaxes(W, -1, -2)
+    return bool(np.all(W[..., :, :n_exc] >= 0) and np.all(W[..., :, n_exc:] <= 0))
+
+
+@pytest.mark.parametrize("axis", ["pre", "post"])
+@pytest.mark.parametrize("init", ["orthogonal", "normal"])
+@pytest.mark.parametrize("sparsity", [0.0, 0.3])
+def test_project_init_is_the_projected_plain_matrix(axis, init, sparsity):
+    cfg = NetConfig(
+        n_in=2, n_out=1, units=12, init=init, sparsity=sparsity, dale_axis=axis, nonneg_input=True, **PROJECT
+    )
+    plain_cfg = NetConfig(n_in=2, n_out=1, units=12, init=init, sparsity=sparsity)
+    key = jax.random.key(4)
+    p, plain = init_params(key, cfg, 1.2), init_params(key, plain_cfg, 1.2)
+    W, W_plain = np.asarray(p["W_rec"]), np.asarray(plain["W_rec"])
+    signs = np.where(np.arange(12) < cfg.n_exc, 1.0, -1.0)
+    grid = signs[None, :] if axis == "pre" else signs[:, None]
+    np.testing.assert_array_equal(W, np.where(W_plain * grid >= 0, W_plain, 0.0))
+    np.testing.assert_array_equal(p["W_in"], np.maximum(plain["W_in"], 0.0))
+    for k in ("W_out", "b_out"):
+        np.testing.assert_array_equal(p[k], plain[k])
+    if sparsity:
+        np.testing.assert_array_equal(p["rec_mask"], plain["rec_mask"])
+        assert np.all(W[np.asarray(p["rec_mask"]) == 0] == 0)
+    else:  # the plain matrix is the plain initializer's, and the projection removed about half of it
+        np.testing.assert_array_equal(W_plain, init_recurrent(jax.random.split(key, 3)[1], 12, init, 1.2))
+        assert 0.3 < np.mean(W == 0) < 0.7
+    assert _signs_hold(W, cfg.n_exc, axis)
+    np.testing.assert_array_equal(recurrent_weights(p, cfg), W)  # the free matrix is the effective one
+
+
+def test_projection_touches_only_the_constrained_entries():
+    """Wrong-signed W_rec entries (and negative W_in with nonneg_input) become 0; everything else is left as it is."""
+    cfg = NetConfig(n_in=2, n_out=1, units=6, bias=True, train_h0=True, dale_axis="post", nonneg_input=True, **PROJECT)
+    shapes = {k: v.shape for k, v in init_params(jax.random.key(0), cfg).items()}
+    p = {k: jax.random.normal(jax.random.key(i), shape) for i, (k, shape) in enumerate(shapes.items())}
+    q = project_constraints(p, cfg)
+    W, Wq = np.asarray(p["W_rec"]), np.asarray(q["W_rec"])
+    rows_sign = np.where(np.arange(6) < cfg.n_exc, 1.0, -1.0)[:, None]
+    right = W * rows_sign >= 0
+    np.testing.assert_array_equal(Wq[right], W[right])
+    assert np.all(Wq[~right] == 0) and np.any(~right)
+    np.testing.assert_array_equal(q["W_in"], np.maximum(p["W_in"], 0.0))
+    for k in ("W_out", "b_out", "b", "h0"):
+        np.testing.assert_array_equal(q[k], p[k])
+    jax.tree.map(np.testing.assert_array_equal, project_constraints(q, cfg), q)  # idempotent
+    # without nonneg_input W_in is free; without any projection nothing changes
+    free_in = dataclasses.replace(cfg, nonneg_input=False)
+    np.testing.assert_array_equal(project_constraints(p, free_in)["W_in"], p["W_in"])
+    for other in (NetConfig(n_in=2, n_out=1, units=6, bias=True, train_h0=True, dale=True), NetConfig(2, 1, 6)):
+        assert project_constraints(p, other) is p
+
+
+@pytest.fixture(scope="module", params=[("pre", False), ("post", True)], ids=["pre", "post_nonneg_input"])
+def projected(request):
+    """Eight members of N = 16, 32 updates at lr 1e-2 (large steps, so that signs are pushed), Dale by projection,
+    a mask; the sign per presynaptic unit, or per receiving unit with W_in >= 0 (the original E/I code's constraints).
+    W_out sign changes are rare in 32 updates (1-2 of 4 members measured): eight members make one likely."""
+    axis, nonneg_input = request.param
+    cfg = TrainConfig(
+        TASK,
+        units=16,
+        epochs=4,
+        batch_size=8,
+        n_train=64,
+        threshold=0,
+        sparsity=0.3,
+        dale_axis=axis,
+        nonneg_input=nonneg_input,
+        **PROJECT,
+    )
+    return cfg, fit(cfg, 0, range(8), hparams=Hparams(lr=1e-2))
+
+
+def test_projection_keeps_signs_after_training_and_leaves_the_rest_free(projected):
+    cfg, ens = projected
+    net = cfg.net
+    W0, W1 = ens.params_init["W_rec"], ens.params_final["W_rec"]
+    assert np.abs(W1 - W0).max() > 0.05  # it trained
+    assert _signs_hold(W1, net.n_exc, net.dale_axis)
+    other = "post" if net.dale_axis == "pre" else "pre"
+    assert not _signs_hold(W1, net.n_exc, other)  # the sign is fixed along the named axis only
+    assert np.any((W0 != 0) & (W1 == 0))  # the projection acted during training, not only at init
+    assert np.any((W0 == 0) & (W1 != 0) & (ens.params_final["rec_mask"] == 1))  # zeroed entries may come back
+    np.testing.assert_array_equal(effective_params(ens.params_final, net)["W_rec"], W1)  # free matrix = effective
+    mask = ens.params_final["rec_mask"]
+    np.testing.assert_array_equal(mask, ens.params_init["rec_mask"])
+    assert np.all(W1[mask == 0] == 0)
+    free = ("W_out",) if net.nonneg_input else ("W_in", "W_out")
+    for k in free:  # unconstrained: some entries change sign
+        flipped = np.sign(ens.params_final[k]) * np.sign(ens.params_init[k]) < 0
+        assert np.any(flipped), k
+    # b_out starts at 0 and trains (the projection passes negative values of it unchanged: the test above)
+    assert np.all(ens.params_init["b_out"] == 0) and np.all(ens.params_final["b_out"] != 0)
+    if net.nonneg_input:
+        W_in0, W_in1 = ens.params_init["W_in"], ens.params_final["W_in"]
+        assert np.all(W_in0 >= 0) and np.all(W_in1 >= 0)
+        assert np.any((W_in0 == 0) & (W_in1 > 0))  # an entry zeroed at init came back positive
+        assert np.any((W_in0 == 0) & (W_in1 == 0))  # and one the gradient pushed below 0 was held at 0
+
+
 def test_noise_changes_loss_only_when_on_and_is_deterministic():
     trials = _trials()
     losses = {}
@@ -131,6 +251,15 @@ def test_gated_cells_train_and_member_is_independent_of_ensemble(cell):
         (dict(rec_noise=-1.0), "rec_noise"),
         (dict(l2_rates=float("nan")), "l2_rates"),
         (dict(dale=True, units=3, e_fraction=0.9), "dale"),
+        (dict(dale=True, dale_method="clip"), "unknown dale_method 'clip'; allowed: abs, project"),
+        (dict(dale=True, dale_axis="row"), "unknown dale_axis 'row'; allowed: pre, post"),
+        (dict(dale_method="project"), r"dale_method='project' / dale_axis='pre' need dale=True"),
+        (dict(dale_axis="post"), r"need dale=True"),
+        (
+            dict(dale=True, dale_axis="post"),
+            r"dale_axis='post' \(sign per receiving unit\) needs dale_method='project'",
+        ),
+        (dict(cell="gru", nonneg_input=True), "nonneg_input=True applies to the rate RNN only"),
     ],
 )
 def test_bad_constraint_configs(kw, field):
@@ -152,6 +281,10 @@ def test_bad_constraint_configs(kw, field):
         (["study", "lesion", "--dale"], "study 'lesion' takes no network option dale"),
         (["study", "success_table", "--e-fraction", "0.5"], "e_fraction needs dale"),
         (["study", "spectral_migration", "--cell", "gru"], "takes no network option cell"),
+        (["train", "and", "--out", "x", "--dale", "--dale-axis", "post"], "dale_axis='post' (sign per receiving unit)"),
+        (["train", "and", "--out", "x", "--dale-method", "project"], "need dale=True (Dale's law is off)"),
+        (["train", "and", "--out", "x", "--dale", "--dale-method", "relu"], "argument --dale-method: invalid choice"),
+        (["train", "and", "--out", "x", "--cell", "lstm", "--nonneg-input"], "nonneg_input=True applies to the rate"),
     ],
 )
 def test_cli_rejects_bad_constraints_before_compiling(argv, expect, tmp_path, capsys, monkeypatch):
@@ -165,6 +298,23 @@ def test_cli_rejects_bad_constraints_before_compiling(argv, expect, tmp_path, ca
     err = capsys.readouterr().err
     assert code == 2 and expect in err and err.count("\n") == 1, err
     assert not any(tmp_path.iterdir())  # nothing written, nothing trained
+
+
+def test_cli_train_flags_reach_the_config():
+    from jaxrnn.cli import _train_config, build_parser
+
+    argv = ["train", "and", "--out", "x", "--dale", "--dale-method", "project", "--dale-axis", "post"]
+    config, _ = _train_config(build_parser().parse_args([*argv, "--e-fraction", "0.5", "--nonneg-input"]))
+    net = config.net
+    assert (net.dale, net.dale_method, net.dale_axis, net.e_fraction, net.nonneg_input) == (
+        True,
+        "project",
+        "post",
+        0.5,
+        True,
+    )
+    default, _ = _train_config(build_parser().parse_args(["train", "and", "--out", "x", "--dale"]))
+    assert (default.net.dale_method, default.net.dale_axis, default.net.nonneg_input) == ("abs", "pre", False)
 
 
 @pytest.mark.slow

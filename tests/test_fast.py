@@ -115,10 +115,16 @@ def test_trainer_fast_path_equals_autodiff_trainer(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "extra", [dict(train_h0=True), dict(train_h0=True, dale=True, sparsity=0.3, alpha=0.2, bias=True)]
+    "extra",
+    [
+        dict(train_h0=True),
+        dict(train_h0=True, dale=True, sparsity=0.3, alpha=0.2, bias=True),
+        dict(dale=True, dale_method="project", dale_axis="post", nonneg_input=True, sparsity=0.3, bias=True),
+    ],
 )
 def test_constrained_gradients_equal_autodiff(extra):
-    """A trained h0, Dale's law and a sparsity mask (W_eff formed outside the custom VJP) keep the gradients exact."""
+    """A trained h0, Dale's law (either method) and a sparsity mask (W_eff formed outside the custom VJP) keep the
+    gradients exact."""
     cfg = NetConfig(n_in=2, n_out=3, units=8, **extra)
     g_ref, g_fast = _gradients_both_ways(cfg)
     for name in g_ref:
