@@ -142,11 +142,12 @@ def peak_bytes(config, members: int, chunk_size: int | None = None) -> int:
     """Memory of one compiled training call (arguments + outputs + temporaries, from XLA's memory analysis)."""
     tr = train_module()
     chunk = chunk_size or tr.default_chunk(config, members)
-    _, v_run = tr.compiled(config, config.epochs)
+    hp = tr.resolve(config, tr.Hparams(), chunk)
+    _, v_run = tr.compiled(config, config.epochs, tr.switches(hp))
     state = tr.init_ensemble(config, 0, range(chunk))
     keys = tr.member_keys(0, np.arange(chunk))
     try:
-        m = v_run.lower(state, keys, tr.Hparams()).compile().memory_analysis()
+        m = v_run.lower(state, keys, hp).compile().memory_analysis()
         return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
     except Exception:  # noqa: BLE001 - not every backend reports it
         return -1

@@ -257,19 +257,31 @@ def _add_network_options(p, study: bool = False) -> None:
     )
 
 
+def _grid(args, task):
+    """The `--grid NAME=V1,V2,...` axes as a Grid with `--members` per cell, or None (validated; no JAX)."""
+    if not args.grid:
+        return None
+    from jaxrnn.grid import Grid, parse_axis
+
+    return Grid(tuple(parse_axis(text, task) for text in args.grid), args.members).check(task)
+
+
 def _cmd_train(args) -> int:
     from jaxrnn import runs
 
     config, hparams = _train_config(args)
-    runs.plan(args.out, config, args.seed, hparams, args.members, args.overwrite)  # refuse before compiling
+    grid = _grid(args, config.task)
+    members, hp = (grid.members, grid.hparams(hparams)) if grid else (args.members, hparams)
+    runs.plan(args.out, config, args.seed, hp, members, args.overwrite)  # refuse before compiling
     bar = runs.ProgressBar("train", disable=args.no_progress)
     try:
         run = runs.train_run(
             args.out,
             config,
             seed=args.seed,
-            members=args.members,
+            members=None if grid else args.members,
             hparams=hparams,
+            grid=grid,
             overwrite=args.overwrite,
             n_eval=args.trials,
             success_at=args.success_at,
@@ -316,9 +328,9 @@ def _print_summary(run) -> None:
     lines = [
         (
             "run",
-            f"{str(run_dir) + ': ' if run_dir else ''}task {cfg.task.name}, E={E}, N={cfg.units}, {cfg.init} init, "
-            f"{cfg.protocol} protocol, {cfg.epochs} epochs, batch {cfg.batch_size}, n_train {cfg.n_train}, "
-            f"lr {run.hparams.lr:g}, seed {run.seed}",
+            f"{str(run_dir) + ': ' if run_dir else ''}task {cfg.task.name}, E={E}, N={cfg.units}, "
+            f"{run.value('init')} init, {cfg.protocol} protocol, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+            f"n_train {cfg.n_train}, lr {run.value('lr')}, seed {run.seed}",
         ),
     ]
     if succ:
@@ -356,6 +368,32 @@ def _print_summary(run) -> None:
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k:<{width}}  {v}")
+    if run.grid is not None:
+        _print_cells(run)
+
+
+def _print_cells(run) -> None:
+    """One row per grid cell: its values, members, success rate with its Wilson interval, median distance."""
+    from jaxrnn.evaluate import wilson_interval
+
+    names = run.grid.names
+    ev = run.evaluation
+    header = [*names, "members", "success", "95% Wilson", "median distance"]
+    rows = []
+    for values, idx in run.cells():
+        row = [_fmt(values[n], "g") if isinstance(values[n], float) else str(values[n]) for n in names]
+        row.append(str(len(idx)))
+        if ev is not None:
+            ok = np.asarray(ev.success)[idx] & ~np.asarray(run.ensemble.diverged)[idx]
+            lo, hi = wilson_interval(int(ok.sum()), len(idx))
+            row += [f"{int(ok.sum())}/{len(idx)}", f"[{lo:.0%}, {hi:.0%}]", _fmt(float(np.median(ev.distance[idx])))]
+        else:
+            row += ["—", "—", "—"]
+        rows.append(row)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    for r in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
 
 
 def _print_members(rows: list[dict]) -> None:
@@ -395,7 +433,14 @@ def _cmd_show(args) -> int:
     from jaxrnn import store
 
     meta = store.load_meta(args.run_dir)
-    print(json.dumps({k: meta[k] for k in ("config", "seed", "hparams") if k in meta}, indent=2))
+    print(json.dumps({k: meta[k] for k in ("config", "seed") if k in meta}, indent=2))
+    brief = lambda v: f"per member ({len(v)} values)" if isinstance(v, list) else v  # noqa: E731
+    hp = {k: {n: brief(x) for n, x in v.items()} if isinstance(v, dict) else brief(v)
+          for k, v in (meta.get("hparams") or {}).items()}  # fmt: skip
+    print(f"hparams: {hp}")
+    if meta.get("grid"):
+        axes = ", ".join(f"{name} = {values}" for name, values in meta["grid"]["axes"])
+        print(f"grid: {axes}; {meta['grid']['repeats']} members per cell")
     print(f"versions: {meta.get('versions')}")
     print(f"device: {meta.get('device')}")
     print(f"command: {' '.join(meta.get('argv') or ['(not recorded)'])}")
@@ -447,7 +492,7 @@ def _cmd_plot(args) -> int:
     out_worst = np.asarray(one({k: v[worst] for k, v in final.items()}))
     cond = np.asarray(trials.condition)
     labels = [task.conditions[int(c)] for c in cond]
-    name = f"{task.name}, E={len(run.members)}, N={cfg.units}, {cfg.init}"
+    name = f"{task.name}, E={len(run.members)}, N={cfg.units}, {run.value('init')}"
     m = run.members
     paths = [
         plots.loss_curves(ens.loss, ens.stop_epoch, ens.diverged, fig_dir / "loss.png", name),
@@ -587,7 +632,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("task", metavar="TASK", help="task name (see `jaxrnn tasks`)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write (or resume)")
-    p.add_argument("--members", type=_positive_int, default=16, metavar="E", help="ensemble size (default 16)")
+    p.add_argument(
+        "--members",
+        type=_positive_int,
+        default=16,
+        metavar="E",
+        help="ensemble size (default 16); with --grid, members per grid cell",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        metavar="NAME=V1,V2,...",
+        default=[],
+        help="train a grid as one ensemble (repeatable; the cartesian product of the axes, --members per cell, "
+        "member i in cell i // members, cells in the order of the axes with the last varying fastest). NAME: a "
+        "training number (lr, gain, init, rec-noise, in-noise, l2-weights, l2-rates, threshold, e-fraction) or a "
+        "task parameter that keeps the shapes (e.g. delay, noise; see `jaxrnn tasks`)",
+    )
     p.add_argument("--units", type=_positive_int, metavar="N", help="recurrent units (default: paper preset, 50)")
     p.add_argument(
         "--init",

@@ -135,6 +135,18 @@ class Grid:
         cells = [self.cell_values(int(c)) for c in self.cell_of(np.asarray(members))]
         return {name: np.asarray([c[name] for c in cells]) for name in self.names}
 
+    def hparams(self, base=None):
+        """The `jaxrnn.train.Hparams` of the grid's members (ids 0..E-1): `base` (default `Hparams()`) with every
+        axis replaced by its per-member values (training axes as fields, task axes under `task`)."""
+        from jaxrnn.train import Hparams
+
+        base = base or Hparams()
+        values = self.member_values(np.arange(self.members))
+        train = {k: v.tolist() for k, v in values.items() if k in TRAIN_AXES}
+        task = {k: v.tolist() for k, v in values.items() if k not in TRAIN_AXES}
+        shared = {k: v for k, v in (base.task or {}).items() if k not in task}
+        return base._replace(**train, task={**shared, **task} or None)
+
     def to_dict(self) -> dict:
         """JSON-safe: {"axes": [[name, [values]], ...], "repeats": R}."""
         return {"axes": [[n, [_json(v) for v in vals]] for n, vals in self.axes], "repeats": self.repeats}

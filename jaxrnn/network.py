@@ -6,8 +6,8 @@ with a = dt / tau. With a = 1 and tanh this is exactly Keras `SimpleRNN` + `Dens
 Math orientation: `W[i, j]` is the weight from unit j to unit i (Keras stores the transposes).
 
 Parameters are a plain dict pytree: `W_in` (N, n_in), `W_rec` (N, N), `W_out` (n_out, N), `b_out` (n_out,), `b`
-(N,) only when the RNN bias is on, `h0` (N,) only with a trainable initial state, and `rec_mask` (N, N) only with a
-sparse recurrent matrix.
+(N,) only when the RNN bias is on, `h0` (N,) only with a trainable initial state, `rec_mask` (N, N) only with a
+sparse recurrent matrix, and `signs` (N,) (+1 excitatory, -1 inhibitory) only with Dale's law.
 
 Constraints. `params["W_rec"]` is always the FREE parameter; the network runs on the EFFECTIVE matrix
 `recurrent_weights(params, cfg)`. Dale's law has two methods (`NetConfig.dale_method`):
@@ -17,8 +17,9 @@ Constraints. `params["W_rec"]` is always the FREE parameter; the network runs on
 
         W_eff = |W_rec| · D ⊙ M   (Dale's law on)            W_eff = W_rec ⊙ M   (off)
 
-    with D = diag(+1 for the first round(e_fraction · N) units, the excitatory ones, -1 for the rest) acting on
-    columns (the sign of a weight is that of its PRESYNAPTIC unit j), and a balanced E/I init (`init_dale_recurrent`).
+    with D = diag(`signs`: +1 for the first round(e_fraction · N) units, the excitatory ones, -1 for the rest) acting
+    on columns (the sign of a weight is that of its PRESYNAPTIC unit j), and a balanced E/I init
+    (`init_dale_recurrent`).
   * "project" (the original Keras code, katejarne/Excitatory-inhibitory, whose Keras weight constraints do this): the
     free matrix IS the effective one, W_eff = W_rec ⊙ M; it starts from the plain orthogonal / normal matrix and,
     after every optimizer update (`project_constraints`, called by the trainer on the parameters), every entry of the
@@ -27,10 +28,11 @@ Constraints. `params["W_rec"]` is always the FREE parameter; the network runs on
     Keras' recurrent kernel is the transpose, so the original's kernel columns are these rows). The same projection
     can keep the input weights W_in >= 0 (`nonneg_input`, the original's input-kernel constraint).
 
-M is the fixed 0/1 sparsity mask (`rec_mask`, never trained: its gradient is stopped, so Adam leaves it exactly as
-drawn). Training cannot flip a sign or revive a masked weight. The map is idempotent (W_eff of an effective matrix is
-itself), so `effective_params` may be applied to parameters before any analysis (spectra, lesions, fixed points) and
-the network still computes the same thing.
+M is the fixed 0/1 sparsity mask (`rec_mask`) and `signs` the unit signs: both are parameters that are never trained
+(their gradients are stopped, so Adam leaves them exactly as drawn), so the E fraction and the mask are data, one per
+member of an ensemble. Training cannot flip a sign or revive a masked weight. The map is idempotent (W_eff of an
+effective matrix is itself), so `effective_params` may be applied to parameters before any analysis (spectra,
+lesions, fixed points) and the network still computes the same thing.
 
 Gated cells (`cell` "gru" or "lstm", for comparison with the rate RNN) are plain dicts too: `W_x` (G·N, n_in),
 `W_h` (G·N, N), `b_h` (G·N,), `W_out`, `b_out` and optionally `h0`, with G = 3 (GRU) or 4 (LSTM) gate blocks stacked
@@ -167,22 +169,44 @@ def glorot_uniform(key: Array, shape: tuple[int, int]) -> Array:
     return jax.random.uniform(key, shape, jnp.float32, -limit, limit)
 
 
-def init_recurrent(key: Array, units: int, init: str, gain: float | Array = 1.0) -> Array:
-    """W_rec (N, N): `orthogonal` (gain · a Haar-random orthogonal matrix) or `normal` (std gain / sqrt(N))."""
-    if init == "orthogonal":
-        return gain * jax.nn.initializers.orthogonal()(key, (units, units), jnp.float32)
-    if init == "normal":
-        return gain / math.sqrt(units) * jax.random.normal(key, (units, units), jnp.float32)
-    raise ValueError(f"network: unknown init {init!r}; allowed: {', '.join(INITS)}")
+def init_recurrent(key: Array, units: int, init: str | Array, gain: float | Array = 1.0) -> Array:
+    """W_rec (N, N): `orthogonal` (gain · a Haar-random orthogonal matrix) or `normal` (std gain / sqrt(N)).
+
+    `init` is a name of `INITS` or a traced index into it (one law per member inside one program: both laws are
+    drawn from `key` and one is selected, so each law's matrix is the one its name gives)."""
+    if isinstance(init, str) and init not in INITS:
+        raise ValueError(f"network: unknown init {init!r}; allowed: {', '.join(INITS)}")
+    orthogonal = lambda: gain * jax.nn.initializers.orthogonal()(key, (units, units), jnp.float32)  # noqa: E731
+    normal = lambda: gain / math.sqrt(units) * jax.random.normal(key, (units, units), jnp.float32)  # noqa: E731
+    if isinstance(init, str):
+        return orthogonal() if init == "orthogonal" else normal()
+    return jnp.where(init == INITS.index("normal"), normal(), orthogonal())
 
 
-def dale_signs(cfg: NetConfig) -> Array:
-    """(N,) unit signs: +1 for the first `cfg.n_exc` (excitatory) units, -1 for the rest; all +1 without Dale.
+def n_excitatory(e_fraction: float | Array, units: int) -> int | Array:
+    """round(e_fraction · N), halves rounded up: the number of excitatory units (traced when `e_fraction` is)."""
+    if isinstance(e_fraction, (int, float)):
+        return int(math.floor(e_fraction * units + 0.5))
+    return jnp.floor(e_fraction * units + 0.5).astype(jnp.int32)
 
-    They sign the columns of W_rec (dale_axis "pre") or its rows ("post")."""
+
+def dale_signs(cfg: NetConfig, n_exc: int | Array | None = None) -> Array:
+    """(N,) unit signs: +1 for the first `n_exc` (default `cfg.n_exc`) excitatory units, -1 for the rest; all +1
+    without Dale. They sign the columns of W_rec (dale_axis "pre") or its rows ("post"). With Dale's law the
+    parameters carry them as the fixed, untrained parameter `signs` (`init_params`), so one ensemble may mix E
+    fractions."""
     if not cfg.dale:
         return jnp.ones(cfg.units, jnp.float32)
-    return jnp.where(jnp.arange(cfg.units) < cfg.n_exc, 1.0, -1.0).astype(jnp.float32)
+    n_exc = cfg.n_exc if n_exc is None else n_exc
+    return jnp.where(jnp.arange(cfg.units) < n_exc, 1.0, -1.0).astype(jnp.float32)
+
+
+def unit_signs(params: Params, cfg: NetConfig) -> Array:
+    """The unit signs of a network (or a member stack: (..., N)): its `signs` parameter (gradient stopped), else
+    `dale_signs(cfg)`."""
+    if "signs" in params:
+        return jax.lax.stop_gradient(params["signs"])
+    return dale_signs(cfg)
 
 
 def sparsity_mask(key: Array, cfg: NetConfig) -> Array:
@@ -193,16 +217,10 @@ def sparsity_mask(key: Array, cfg: NetConfig) -> Array:
     return (rank >= removed).astype(jnp.float32).reshape(cfg.units, cfg.units)
 
 
-def _last_axis(v: Array, ndim: int) -> Array:
-    """(N,) reshaped to broadcast along the last axis of an `ndim`-dimensional array (leading member axes)."""
-    return v.reshape((1,) * (ndim - 1) + v.shape)
-
-
-def _sign_grid(cfg: NetConfig, ndim: int) -> Array:
-    """The sign each entry of W_rec must have, broadcastable to an `ndim`-dimensional stack of (N, N) matrices:
-    `dale_signs` along the columns (dale_axis "pre") or along the rows ("post")."""
-    s = dale_signs(cfg)
-    return _last_axis(s, ndim) if cfg.dale_axis == "pre" else s.reshape((1,) * (ndim - 2) + (cfg.units, 1))
+def _sign_grid(signs: Array, cfg: NetConfig) -> Array:
+    """The sign each entry of W_rec must have, broadcastable against W_rec ((..., N, N), leading member axes as
+    `signs` (..., N) has them): the unit signs along the columns (dale_axis "pre") or along the rows ("post")."""
+    return signs[..., None, :] if cfg.dale_axis == "pre" else signs[..., :, None]
 
 
 def project_constraints(params: Params, cfg: NetConfig) -> Params:
@@ -220,7 +238,7 @@ def project_constraints(params: Params, cfg: NetConfig) -> Params:
     out = dict(params)
     if cfg.dale and cfg.dale_method == "project":
         W = params["W_rec"]
-        out["W_rec"] = jnp.where(W * _sign_grid(cfg, W.ndim) >= 0, W, jnp.zeros_like(W))
+        out["W_rec"] = jnp.where(W * _sign_grid(unit_signs(params, cfg), cfg) >= 0, W, jnp.zeros_like(W))
     if cfg.nonneg_input:
         out["W_in"] = jnp.maximum(params["W_in"], 0.0)
     return out
@@ -237,7 +255,7 @@ def recurrent_weights(params: Params, cfg: NetConfig) -> Array:
         raise ValueError(f"network: cell={cfg.cell!r} has no single recurrent matrix W_rec (rate RNN only)")
     W = params["W_rec"]
     if cfg.dale and cfg.dale_method == "abs":
-        W = jnp.abs(W) * _last_axis(dale_signs(cfg), W.ndim)
+        W = jnp.abs(W) * _sign_grid(unit_signs(params, cfg), cfg)
     if "rec_mask" in params:
         W = W * jax.lax.stop_gradient(params["rec_mask"])
     return W
@@ -259,8 +277,17 @@ def require_rate_rnn(cfg: NetConfig, what: str) -> None:
         raise ValueError(f"{what} needs the rate RNN's recurrent matrix W_rec; cell={cfg.cell!r} has none")
 
 
-def init_dale_recurrent(key: Array, cfg: NetConfig, gain: float | Array = 1.0, mask: Array | None = None) -> Array:
-    """Balanced excitatory-inhibitory recurrent init: the EFFECTIVE matrix (N, N), column signs `dale_signs(cfg)`.
+def init_dale_recurrent(
+    key: Array,
+    cfg: NetConfig,
+    gain: float | Array = 1.0,
+    mask: Array | None = None,
+    init: str | Array | None = None,
+    n_exc: int | Array | None = None,
+) -> Array:
+    """Balanced excitatory-inhibitory recurrent init: the EFFECTIVE matrix (N, N), column signs `dale_signs(cfg,
+    n_exc)`. `init` (a name of `INITS` or a traced index, default `cfg.init`) and `n_exc` (default `cfg.n_exc`) may
+    be traced, one per member.
 
     Magnitudes: |X| of a standard normal matrix (`normal`) or of √N · Q, Q Haar-orthogonal (`orthogonal`; a matrix
     whose columns have fixed signs and whose rows sum to zero is singular, so no Dale matrix is orthogonal: here
@@ -273,26 +300,36 @@ def init_dale_recurrent(key: Array, cfg: NetConfig, gain: float | Array = 1.0, m
     the eigenvalues then fill a disc of radius ≈ gain (its edge fluctuates by O(N^-1/2); there is no outlier).
     """
     N = cfg.units
-    if cfg.init == "orthogonal":
-        mag = math.sqrt(N) * jnp.abs(jax.nn.initializers.orthogonal()(key, (N, N), jnp.float32))
-    else:
-        mag = jnp.abs(jax.random.normal(key, (N, N), jnp.float32))
+    n_exc = cfg.n_exc if n_exc is None else n_exc
+    # |√N · Q| or |X|: `init_recurrent` with gain √N (orthogonal) and √N (normal: std 1)
+    mag = jnp.abs(init_recurrent(key, N, cfg.init if init is None else init, math.sqrt(N)))
     if mask is not None:
         mag = mag * mask
-    exc = dale_signs(cfg) > 0  # (N,) columns
+    exc = dale_signs(cfg, n_exc) > 0  # (N,) columns
     e_in = jnp.sum(jnp.where(exc[None, :], mag, 0.0), axis=1)  # (N,) total excitatory input weight per row
     i_in = jnp.sum(jnp.where(exc[None, :], 0.0, mag), axis=1)
     scale_i = jnp.where(i_in > 0, e_in / jnp.where(i_in > 0, i_in, 1.0), 1.0)  # rows without I weights stay as drawn
     W = jnp.where(exc[None, :], mag, -mag * scale_i[:, None])
-    m_e = jnp.sum(jnp.where(exc[None, :], W, 0.0)) / (N * cfg.n_exc)
-    m_i = jnp.sum(jnp.where(exc[None, :], 0.0, W)) / (N * (N - cfg.n_exc))
+    m_e = jnp.sum(jnp.where(exc[None, :], W, 0.0)) / (N * n_exc)
+    m_i = jnp.sum(jnp.where(exc[None, :], 0.0, W)) / (N * (N - n_exc))
     centred = W - jnp.where(exc, m_e, m_i)[None, :]
     radius = jnp.sqrt(jnp.sum(centred**2) / N)
     return gain * W / radius
 
 
-def init_params(key: Array, cfg: NetConfig, gain: float | Array = 1.0) -> Params:
+def init_params(
+    key: Array,
+    cfg: NetConfig,
+    gain: float | Array = 1.0,
+    init: str | Array | None = None,
+    n_exc: int | Array | None = None,
+) -> Params:
     """Initial parameters of one network (Keras defaults: Glorot-uniform kernels, zero biases).
+
+    `gain`, the recurrent init law `init` (a name of `INITS` or a traced index into it; default `cfg.init`) and, under
+    Dale's law, the number of excitatory units `n_exc` (default `cfg.n_exc`) may be traced: one per member of an
+    ensemble. With Dale's law the unit signs are the fixed parameter `signs` (N,) (never trained: its gradient is
+    stopped, so Adam leaves it as it is).
 
     With a sparsity mask the recurrent init is multiplied by 1/sqrt(1 - sparsity), so the bulk radius stays ≈ gain;
     with Dale's "abs" method the free `W_rec` holds the magnitudes of `init_dale_recurrent` (its effective matrix is
@@ -300,14 +337,15 @@ def init_params(key: Array, cfg: NetConfig, gain: float | Array = 1.0) -> Params
     (`project_constraints`: about half of W_rec's entries, and of W_in's, become 0). The mask is drawn from its own
     key (`fold_in(key, 1)`), so the other parameters do not depend on it.
     """
+    init = cfg.init if init is None else init
     if cfg.cell != "rnn":
-        return _init_gated(key, cfg, gain)
+        return _init_gated(key, cfg, gain, init)
     key_in, key_rec, key_out = jax.random.split(key, 3)
     mask = sparsity_mask(jax.random.fold_in(key, 1), cfg) if cfg.sparsity > 0 else None
     if cfg.dale and cfg.dale_method == "abs":
-        W_rec = jnp.abs(init_dale_recurrent(key_rec, cfg, gain, mask))
+        W_rec = jnp.abs(init_dale_recurrent(key_rec, cfg, gain, mask, init, n_exc))
     else:
-        W_rec = init_recurrent(key_rec, cfg.units, cfg.init, gain)
+        W_rec = init_recurrent(key_rec, cfg.units, init, gain)
         if mask is not None:
             W_rec = W_rec * mask / math.sqrt(1.0 - cfg.sparsity)
     params = {
@@ -322,17 +360,19 @@ def init_params(key: Array, cfg: NetConfig, gain: float | Array = 1.0) -> Params
         params["h0"] = jnp.zeros(cfg.units, jnp.float32)
     if mask is not None:
         params["rec_mask"] = mask
+    if cfg.dale:
+        params["signs"] = dale_signs(cfg, n_exc)
     return project_constraints(params, cfg)
 
 
-def _init_gated(key: Array, cfg: NetConfig, gain: float | Array) -> Params:
+def _init_gated(key: Array, cfg: NetConfig, gain: float | Array, init: str | Array) -> Params:
     """GRU / LSTM parameters, Keras defaults: Glorot-uniform input kernels per gate, recurrent kernels per gate
     block from `init_recurrent` (orthogonal or normal, gain), zero biases except the LSTM forget gate's 1
     (Keras `unit_forget_bias`; Jozefowicz, Zaremba & Sutskever 2015)."""
     G, N = _GATES[cfg.cell], cfg.units
     key_in, key_rec, key_out = jax.random.split(key, 3)
     W_x = jnp.concatenate([glorot_uniform(k, (N, cfg.n_in)) for k in jax.random.split(key_in, G)])
-    W_h = jnp.concatenate([init_recurrent(k, N, cfg.init, gain) for k in jax.random.split(key_rec, G)])
+    W_h = jnp.concatenate([init_recurrent(k, N, init, gain) for k in jax.random.split(key_rec, G)])
     b_h = jnp.zeros(G * N, jnp.float32)
     if cfg.cell == "lstm":
         b_h = b_h.at[N : 2 * N].set(1.0)  # forget gate

@@ -29,8 +29,9 @@ import numpy as np
 
 from jaxrnn import store
 from jaxrnn.evaluate import Evaluation, evaluate
+from jaxrnn.grid import Grid
 from jaxrnn.store import Run, StoreError
-from jaxrnn.train import Ensemble, Hparams, TrainConfig, default_chunk, fit
+from jaxrnn.train import Ensemble, Hparams, TrainConfig, default_chunk, fit, resolve
 
 MODES = ("new", "resume", "complete")
 #: Entries a run directory may hold besides its files without being "not empty" (temporaries, the lock).
@@ -115,8 +116,9 @@ def train_run(
     config: TrainConfig,
     *,
     seed: int = 0,
-    members: int | Sequence[int] = 16,
+    members: int | Sequence[int] | None = None,
     hparams: Hparams = Hparams(),
+    grid: Grid | None = None,
     overwrite: bool = False,
     n_eval: int = 512,
     success_at: float = 0.9,
@@ -134,7 +136,10 @@ def train_run(
 
     Args:
         run_dir: the run directory (created with its parents).
-        config, seed, members, hparams: the run; `members` is E (ids 0..E-1) or a list of member ids.
+        config, seed, members, hparams: the run; `members` is E (ids 0..E-1) or a list of member ids (default 16,
+            or the grid's members).
+        grid: train this grid of per-member values (`jaxrnn.grid.Grid`) as one ensemble: members 0..E-1 of
+            `grid.members`, hparams `grid.hparams(hparams)`; recorded in config.json and members.csv.
         overwrite: replace whatever `run_dir` holds.
         n_eval, success_at: held-out trials and the success criterion of the evaluation.
         checkpoint_every: epochs between checkpoints (and progress calls).
@@ -148,7 +153,13 @@ def train_run(
     Raises:
         ValueError (StoreError, RunLocked): see `plan`; another process holds the run directory.
     """
-    ids = member_ids(members)
+    if grid is not None:
+        grid.check(config.task)
+        if members is not None and member_ids(members).tolist() != list(range(grid.members)):
+            raise ValueError(f"train: a grid of {grid.members} members has member ids 0..{grid.members - 1}")
+        members, hparams = grid.members, grid.hparams(hparams)
+    ids = member_ids(16 if members is None else members)
+    resolve(config, hparams, len(ids))  # every member's numbers are valid, before anything is written or compiled
     run_dir = Path(run_dir)
     plan(run_dir, config, seed, hparams, ids, overwrite)  # refuse before creating or locking anything
     settings = {"trials": int(n_eval), "seed": 0, "success_at": float(success_at)}
@@ -168,7 +179,10 @@ def train_run(
             for name in (store.CHECKPOINT, store.PARAMS, store.HISTORY, store.MEMBERS, store.EVALUATION):
                 (run_dir / name).unlink(missing_ok=True)
         store.write_config(
-            run_dir, store.run_meta(config, seed=seed, hparams=hparams, members=ids, complete=False, command=command)
+            run_dir,
+            store.run_meta(
+                config, seed=seed, hparams=hparams, members=ids, complete=False, command=command, grid=grid
+            ),
         )
         start = int(np.min(state.epoch)) if state is not None else 0
         if log is not None:
@@ -204,7 +218,7 @@ def train_run(
             callback=callback,
         )
         t_train = time.perf_counter() - clock["start"]
-        evaluation = _evaluate(config, ensemble, settings)
+        evaluation = _evaluate(config, ensemble, settings, hparams)
         info = {
             **(extra or {}),
             "timing": _timing(calls, t_train, len(ids)),
@@ -213,12 +227,18 @@ def train_run(
             "chunk_size": chunk_size or default_chunk(config, len(ids)),
             "checkpoint_every": checkpoint_every,
         }
-        store.save_run(run_dir, config, ensemble, evaluation, seed=seed, hparams=hparams, extra=info, command=command)
+        store.save_run(
+            run_dir, config, ensemble, evaluation, seed=seed, hparams=hparams, extra=info, command=command, grid=grid
+        )
         run = store.load_run(run_dir)
     return run._replace(origin="resumed" if start else "trained")
 
 
-def _evaluate(config: TrainConfig, ensemble: Ensemble, settings: dict) -> Evaluation:
+def _evaluate(config: TrainConfig, ensemble: Ensemble, settings: dict, hparams: Hparams) -> Evaluation:
+    """The held-out evaluation of every member (each with its own task params when the run varies them)."""
+    task_params = None
+    if hparams.task:
+        task_params = resolve(config, hparams, len(ensemble.members)).task
     return evaluate(
         config.task,
         config.net,
@@ -226,6 +246,7 @@ def _evaluate(config: TrainConfig, ensemble: Ensemble, settings: dict) -> Evalua
         n_trials=settings["trials"],
         seed=settings["seed"],
         success_at=settings["success_at"],
+        task_params=task_params,
     )
 
 
@@ -237,7 +258,7 @@ def _ensure_evaluated(run: Run, settings: dict, keep: bool = True) -> Run:
     if keep:
         return evaluate_run(run, settings["trials"], settings["success_at"])
     meta = {**run.meta, "extra": {**(run.meta.get("extra") or {}), "evaluation": settings}}
-    return run._replace(evaluation=_evaluate(run.config, run.ensemble, settings), meta=meta)
+    return run._replace(evaluation=_evaluate(run.config, run.ensemble, settings, run.hparams), meta=meta)
 
 
 def _same_settings(a: dict, b: dict) -> bool:
@@ -256,8 +277,8 @@ def evaluate_run(run: Run, n_eval: int = 512, success_at: float = 0.9) -> Run:
     `extra.evaluation`), under the run directory's lock. Returns the run with its new evaluation."""
     settings = {"trials": int(n_eval), "seed": 0, "success_at": float(success_at)}
     with store.locked(run.path):
-        evaluation = _evaluate(run.config, run.ensemble, settings)
-        store.write_evaluation(run.path, run.ensemble, evaluation, run.seed, settings)
+        evaluation = _evaluate(run.config, run.ensemble, settings, run.hparams)
+        store.write_evaluation(run.path, run.ensemble, evaluation, run.seed, settings, run.grid)
         meta = {**run.meta, "extra": {**(run.meta.get("extra") or {}), "evaluation": settings}}
         store.write_config(run.path, meta)
     return run._replace(evaluation=evaluation, meta=meta)
@@ -292,7 +313,7 @@ def save_networks(
     with store.locked(run_dir):
         for name in (store.CHECKPOINT, store.PARAMS, store.HISTORY, store.MEMBERS, store.EVALUATION):
             (run_dir / name).unlink(missing_ok=True)
-        evaluation = _evaluate(config, ensemble, settings)
+        evaluation = _evaluate(config, ensemble, settings, hparams)
         info = {**(extra or {}), "evaluation": settings}
         store.save_run(run_dir, config, ensemble, evaluation, seed=0, hparams=hparams, extra=info, command=command)
         return store.load_run(run_dir)._replace(origin="trained")

@@ -45,6 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxrnn.evaluate import Evaluation
+from jaxrnn.grid import Grid
 from jaxrnn.tasks import TASKS, make_task
 from jaxrnn.train import Ensemble, Hparams, TrainConfig, TrainState
 
@@ -126,6 +127,43 @@ class Run(NamedTuple):
     def train_seconds(self) -> float:
         """Training wall time as recorded when the run was trained (0 when unknown, e.g. imported networks)."""
         return float(((self.meta.get("extra") or {}).get("timing") or {}).get("train_s") or 0.0)
+
+    def value(self, name: str) -> str:
+        """A training number of the run in words: its value, or the range it spans over the members of a grid
+        (e.g. "1e-3 to 3e-3 (per member)"); `name` an Hparams field or a TrainConfig field."""
+        v = getattr(self.hparams, name, None) if name in Hparams._fields else None
+        if v is None:
+            v = getattr(self.config, name)
+        if isinstance(v, (list, tuple, np.ndarray)) and len(v) and not isinstance(v, str):
+            uniq = sorted({str(x) if isinstance(x, str) else float(x) for x in v}, key=str)
+            if len(uniq) == 1:
+                v = uniq[0]
+            else:
+                shown = ", ".join(x if isinstance(x, str) else f"{x:g}" for x in uniq[:6])
+                return shown + (", ..." if len(uniq) > 6 else "") + " (per member)"
+        return v if isinstance(v, str) else f"{v:g}"
+
+    @property
+    def grid(self) -> Grid | None:
+        """The grid the members' hparams come from (None for a homogeneous run)."""
+        g = self.meta.get("grid")
+        return Grid.from_dict(g) if g else None
+
+    def subset(self, index) -> Run:
+        """The run restricted to some members (an index array or boolean mask over the member axis)."""
+        import jax
+
+        take = lambda tree: jax.tree.map(lambda x: np.asarray(x)[index], tree)  # noqa: E731
+        return self._replace(ensemble=take(self.ensemble), evaluation=take(self.evaluation))
+
+    def cells(self) -> list[tuple[dict, np.ndarray]]:
+        """(the grid values of a cell, the member positions in it) for every cell; one cell ({}, all) without a
+        grid."""
+        grid = self.grid
+        if grid is None:
+            return [({}, np.arange(len(self.members)))]
+        cell = np.asarray(grid.cell_of(self.members))
+        return [(grid.cell_values(c), np.flatnonzero(cell == c)) for c in range(grid.cells) if np.any(cell == c)]
 
     @property
     def evaluation_settings(self) -> dict:
@@ -321,7 +359,35 @@ def _tuples(v):
 
 
 def _hparams_to_dict(hparams: Hparams) -> dict:
-    return {"lr": float(hparams.lr), "gain": float(hparams.gain)}
+    """The set fields of `hparams`, JSON-safe: scalars as numbers or strings, per-member values as lists."""
+    out = {}
+    for k, v in hparams._asdict().items():
+        if v is None:
+            continue
+        if k == "task":
+            out[k] = {name: _hparam_value(x) for name, x in v.items()}
+        else:
+            out[k] = _hparam_value(v)
+    return out
+
+
+def _hparam_value(v):
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_hparam_value(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, (str, bool, int)):
+        return v
+    return float(v)
+
+
+def hparams_from_dict(d: dict) -> Hparams:
+    """The Hparams of `_hparams_to_dict`'s output (per-member values as lists). Raises StoreError when foreign."""
+    if not isinstance(d, dict) or set(d) - set(Hparams._fields):
+        raise StoreError(f"config: hparams must be an object with fields among {', '.join(Hparams._fields)}")
+    return Hparams(**d)
 
 
 def _versions() -> dict:
@@ -361,9 +427,10 @@ def run_meta(
     complete: bool,
     extra: dict | None = None,
     command: Sequence[str] | None = None,
+    grid: Grid | None = None,
 ) -> dict:
     """The config.json dict of a run (see the module docstring). `command`: the command line that made it, as the
-    caller knows it (the CLI passes its argv; None from Python)."""
+    caller knows it (the CLI passes its argv; None from Python). `grid`: the grid the members' hparams come from."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -372,6 +439,7 @@ def run_meta(
         "seed": int(seed),
         "hparams": _hparams_to_dict(hparams),
         "members": [int(m) for m in np.asarray(members)],
+        "grid": None if grid is None else grid.to_dict(),
         "versions": _versions(),
         "device": _device(),
         "argv": None if command is None else [str(a) for a in command],
@@ -432,15 +500,18 @@ def _flat_params(prefix: str, params) -> dict[str, np.ndarray]:
     return {f"{prefix}/{k}": np.asarray(v) for k, v in params.items()}
 
 
-def members_table(ensemble: Ensemble, evaluation, seed: int) -> list[dict]:
-    """Rows of members.csv (dicts keyed by MEMBER_COLUMNS; metrics None when `evaluation` is None). A member that
-    diverged during training (frozen at its last finite parameters) is never counted a success."""
+def members_table(ensemble: Ensemble, evaluation, seed: int, grid: Grid | None = None) -> list[dict]:
+    """Rows of members.csv (dicts keyed by MEMBER_COLUMNS, with one column per grid axis after `seed`; metrics None
+    when `evaluation` is None). A member that diverged during training (frozen at its last finite parameters) is
+    never counted a success."""
     loss = np.asarray(ensemble.loss)
+    values = grid.member_values(ensemble.members) if grid is not None else {}
     rows = []
     for i, m in enumerate(np.asarray(ensemble.members)):
         row = {
             "member": int(m),
             "seed": int(seed),
+            **{name: _grid_value(v[i]) for name, v in values.items()},
             "final_loss": float(loss[i, -1]) if loss.shape[1] else float("nan"),
             "mse": None,
             "distance": None,
@@ -460,13 +531,19 @@ def members_table(ensemble: Ensemble, evaluation, seed: int) -> list[dict]:
     return rows
 
 
+def _grid_value(v):
+    v = v.item() if isinstance(v, np.generic) else v
+    return " ".join(map(str, v)) if isinstance(v, (tuple, list, np.ndarray)) else v
+
+
 def write_members_table(run_dir: str | Path, rows: list[dict]) -> Path:
-    """Write members.csv atomically (booleans as 0/1, missing metrics empty)."""
+    """Write members.csv atomically (booleans as 0/1, missing metrics empty; grid columns as given)."""
+    columns = list(rows[0]) if rows else list(MEMBER_COLUMNS)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=MEMBER_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
     for row in rows:
-        w.writerow({k: _csv_value(row.get(k)) for k in MEMBER_COLUMNS})
+        w.writerow({k: _csv_value(row.get(k)) for k in columns})
     data = buf.getvalue().encode()
     return atomic_write(Path(run_dir) / MEMBERS, lambda f: f.write(data))
 
@@ -487,7 +564,7 @@ def write_config(run_dir: str | Path, meta: dict) -> Path:
 
 
 def write_evaluation(
-    run_dir: str | Path, ensemble: Ensemble, evaluation: Evaluation, seed: int, settings: dict
+    run_dir: str | Path, ensemble: Ensemble, evaluation: Evaluation, seed: int, settings: dict, grid: Grid | None = None
 ) -> None:
     """Write evaluation.npz (every `Evaluation` array and the settings) and members.csv from it, atomically.
 
@@ -497,7 +574,7 @@ def write_evaluation(
     arrays = {k: np.asarray(v) for k, v in evaluation._asdict().items()}
     arrays.update({f"settings/{k}": np.asarray(settings[k]) for k in _EVAL_SETTINGS})
     _write_npz(Path(run_dir) / EVALUATION, arrays)
-    write_members_table(run_dir, members_table(ensemble, evaluation, seed))
+    write_members_table(run_dir, members_table(ensemble, evaluation, seed, grid))
 
 
 _EVAL_SETTINGS = ("trials", "seed", "success_at")
@@ -526,6 +603,7 @@ def save_run(
     hparams: Hparams,
     extra: dict | None = None,
     command: Sequence[str] | None = None,
+    grid: Grid | None = None,
 ) -> Path:
     """Write a finished run directory (every file atomic) and remove its checkpoint.
 
@@ -538,6 +616,7 @@ def save_run(
         seed: the root seed. hparams: lr and gain.
         extra: more JSON-safe facts stored under config.json's "extra" (e.g. timings, a source file).
         command: the command line that made the run (recorded; see `run_meta`).
+        grid: the grid of the members' hparams (recorded; one members.csv column per axis).
     Returns:
         The run directory.
     """
@@ -557,11 +636,13 @@ def save_run(
     )
     if evaluation is None:
         (run_dir / EVALUATION).unlink(missing_ok=True)
-        write_members_table(run_dir, members_table(ensemble, None, seed))
+        write_members_table(run_dir, members_table(ensemble, None, seed, grid))
     else:
-        write_evaluation(run_dir, ensemble, evaluation, seed, (extra or {})["evaluation"])
+        write_evaluation(run_dir, ensemble, evaluation, seed, (extra or {})["evaluation"], grid)
     # config.json last: `complete` is only true once every other file is in place
-    meta = run_meta(config, seed=seed, hparams=hparams, members=members, complete=True, extra=extra, command=command)
+    meta = run_meta(
+        config, seed=seed, hparams=hparams, members=members, complete=True, extra=extra, command=command, grid=grid
+    )
     write_config(run_dir, meta)
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
     clean_temporaries(run_dir)
@@ -629,13 +710,19 @@ def load_run(run_dir: str | Path) -> Run:
     config = config_from_dict(meta["config"])
     try:
         seed = int(meta["seed"])
-        hparams = Hparams(**{k: float(v) for k, v in meta["hparams"].items()})
+        hparams = hparams_from_dict(meta["hparams"])
         members = np.asarray(meta["members"], np.int64)
     except (TypeError, ValueError) as e:
         raise StoreError(f"{run_dir / CONFIG}: damaged ({e})") from None
     E = len(members)
     shapes = expected_param_shapes(config)
     params = _load_npz(run_dir / PARAMS)
+    if config.dale and "init/signs" not in params and "final/signs" not in params:
+        # written before the unit signs were a parameter (one E fraction for all members): they are the config's
+        from jaxrnn.network import dale_signs
+
+        signs = np.tile(np.asarray(dale_signs(config.net)), (E, 1))
+        params.update({"init/signs": signs, "final/signs": signs})
     expected = {f"{s}/{k}": (E, *shape) for s in ("init", "final") for k, shape in shapes.items()}
     _check_arrays(run_dir / PARAMS, params, expected)
     hist = _load_npz(run_dir / HISTORY)
@@ -666,7 +753,8 @@ def load_members_table(run_dir: str | Path) -> list[dict]:
     try:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
-            if tuple(reader.fieldnames or ()) != MEMBER_COLUMNS:
+            names = tuple(reader.fieldnames or ())
+            if tuple(n for n in names if n in MEMBER_COLUMNS) != MEMBER_COLUMNS or names[:2] != MEMBER_COLUMNS[:2]:
                 raise StoreError(f"{path}: unexpected columns {reader.fieldnames}, expected {list(MEMBER_COLUMNS)}")
             rows = [_parse_row(r) for r in reader]
     except (OSError, UnicodeDecodeError, csv.Error, ValueError, TypeError) as e:
@@ -683,6 +771,7 @@ def _parse_row(r: dict) -> dict:
     return {
         "member": int(r["member"]),
         "seed": int(r["seed"]),
+        **{k: v for k, v in r.items() if k not in MEMBER_COLUMNS},  # grid columns, as text
         "final_loss": num(r["final_loss"], float),
         "mse": num(r["mse"], float),
         "distance": num(r["distance"], float),

@@ -37,8 +37,8 @@ import dataclasses
 import functools
 import math
 import os
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,11 +47,13 @@ import optax
 from jax import Array
 
 from jaxrnn.network import (
+    INITS,
     NetConfig,
     Params,
     forward,
     forward_batch,
     init_params,
+    n_excitatory,
     project_constraints,
     recurrent_weights,
 )
@@ -65,10 +67,59 @@ NOISE_STREAM = 0x4015E  # training-noise keys: fold_in(member_key, NOISE_STREAM)
 _FAST_BACKWARD = True
 
 class Hparams(NamedTuple):
-    """Numbers that may be traced (and swept with vmap): learning rate and recurrent-init gain."""
+    """The numbers of a run that may differ between the members of ONE compiled program (DESIGN.md §2).
 
-    lr: float | Array = 1e-4
-    gain: float | Array = 1.0
+    Each field is a scalar (the same for every member) or a sequence with one value per member (member axis first);
+    `None` takes the TrainConfig's value. Shapes (N, T, batch, channel counts) are not here: they split programs.
+
+    Attributes:
+        lr: Adam learning rate. gain: recurrent-init gain. init: recurrent init law, "orthogonal" | "normal".
+        rec_noise, in_noise: training noise sigma. l2_weights, l2_rates: L2 coefficients. threshold: early-stop loss.
+        e_fraction: the fraction of excitatory units under Dale's law (the unit signs are data, `signs`).
+        task: traced task parameters, {name: value or per-member values} (`Task.traced_fields()`; e.g. delay, noise).
+    """
+
+    lr: float | Sequence[float] | Array = 1e-4
+    gain: float | Sequence[float] | Array = 1.0
+    init: str | Sequence[str] | None = None
+    rec_noise: float | Sequence[float] | Array | None = None
+    in_noise: float | Sequence[float] | Array | None = None
+    l2_weights: float | Sequence[float] | Array | None = None
+    l2_rates: float | Sequence[float] | Array | None = None
+    threshold: float | Sequence[float] | Array | None = None
+    e_fraction: float | Sequence[float] | Array | None = None
+    task: Mapping[str, Any] | None = None
+
+
+class Resolved(NamedTuple):
+    """Every member's numbers as arrays with the member axis first (or one member's scalars under vmap): what the
+    compiled program takes (`resolve` builds it on the host from Hparams and the TrainConfig).
+
+    Attributes:
+        init: index into `jaxrnn.network.INITS`. n_exc: excitatory units under Dale's law (round(e_fraction · N)).
+        task: the task's traced params (`Task.member_params`); the others as in Hparams.
+    """
+
+    lr: Array
+    gain: Array
+    init: Array
+    rec_noise: Array
+    in_noise: Array
+    l2_weights: Array
+    l2_rates: Array
+    threshold: Array
+    n_exc: Array
+    task: dict
+
+
+class Switches(NamedTuple):
+    """Which optional terms the compiled program computes (static: off costs nothing): training noise and penalties,
+    on when any member has a non-zero value."""
+
+    rec_noise: bool = False
+    in_noise: bool = False
+    l2_weights: bool = False
+    l2_rates: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +219,85 @@ class TrainConfig:
     @property
     def steps_per_epoch(self) -> int:
         return self.n_train // self.batch_size
+
+
+_NUMBERS = ("lr", "gain", "rec_noise", "in_noise", "l2_weights", "l2_rates", "threshold")
+
+
+def _per_member(name: str, value, E: int, dtype) -> np.ndarray:
+    """A scalar broadcast to (E,), or a sequence of E values, as a host array."""
+    arr = np.asarray(value, dtype)
+    if arr.ndim == 0:
+        return np.full(E, arr, dtype)
+    if arr.shape != (E,):
+        raise ValueError(f"hparams: {name} has {arr.shape[0] if arr.ndim == 1 else arr.shape} values for {E} members")
+    return arr
+
+
+def resolve(config: TrainConfig, hparams: Hparams, E: int) -> Resolved:
+    """The per-member numbers of E members (host numpy, member axis first), validated before anything compiles.
+
+    Fields of `hparams` that are None take `config`'s value; scalars are broadcast.
+
+    Raises:
+        ValueError: a sequence of the wrong length, an unknown init, a value out of range (naming the field), or task
+            params the task refuses (`Task.member_params`).
+    """
+    values = {}
+    for name in _NUMBERS:
+        v = getattr(hparams, name)
+        values[name] = _per_member(name, getattr(config, name) if v is None else v, E, np.float32)
+        if not np.all(np.isfinite(values[name])):
+            raise ValueError(f"hparams: {name} must be finite")
+    for name in ("lr", "gain"):
+        if np.any(values[name] <= 0):
+            raise ValueError(f"hparams: {name} must be > 0, got {values[name].min():g}")
+    for name in ("rec_noise", "in_noise", "l2_weights", "l2_rates", "threshold"):
+        if np.any(values[name] < 0):
+            raise ValueError(f"hparams: {name} must be >= 0, got {values[name].min():g}")
+    if config.cell != "rnn" and np.any(values["rec_noise"] > 0):
+        raise ValueError(f"train: rec_noise applies to the rate RNN only, not to cell={config.cell!r}")
+    laws = _per_member("init", config.init if hparams.init is None else hparams.init, E, object)
+    bad = sorted({str(v) for v in laws if v not in INITS})
+    if bad:
+        raise ValueError(f"hparams: unknown init {bad[0]!r}; allowed: {', '.join(INITS)}")
+    fractions = _per_member("e_fraction", config.e_fraction if hparams.e_fraction is None else hparams.e_fraction, E,
+                            np.float64)  # fmt: skip
+    n_exc = np.array([n_excitatory(float(f), config.units) for f in fractions], np.int32)
+    if config.dale and np.any((n_exc < 1) | (n_exc > config.units - 1)):
+        raise ValueError(
+            f"hparams: dale needs at least one excitatory and one inhibitory unit; e_fraction in "
+            f"[{fractions.min():g}, {fractions.max():g}] of units={config.units} gives {n_exc.min()}-{n_exc.max()}"
+        )
+    task = config.task.member_params([_task_values(config.task, hparams.task, i, E) for i in range(E)])
+    return Resolved(
+        init=np.array([INITS.index(v) for v in laws], np.int32),
+        n_exc=n_exc,
+        task={k: np.asarray(v) for k, v in task.items()},
+        **values,
+    )
+
+
+def _task_values(task: Task, values: Mapping | None, i: int, E: int) -> dict:
+    """Member i's task values from {name: one value, or E values (a list or an array, member axis first)}. A field
+    whose value is a tuple (e.g. coherences) is per member only as a sequence of E sequences."""
+    defaults = type(task).parameters()
+    out = {}
+    for k, v in (values or {}).items():
+        seq = isinstance(v, (list, tuple, np.ndarray)) and len(v) == E
+        if isinstance(defaults.get(k), tuple):
+            seq = seq and len(v) > 0 and isinstance(v[0], (list, tuple, np.ndarray))
+        if seq:
+            x = np.asarray(v[i])
+            out[k] = x.item() if x.ndim == 0 else tuple(x.tolist())
+        else:
+            out[k] = tuple(v) if isinstance(v, (list, np.ndarray)) else v
+    return out
+
+
+def switches(resolved: Resolved) -> Switches:
+    """The static switches of an ensemble's numbers (host arrays)."""
+    return Switches(*(bool(np.any(np.asarray(getattr(resolved, f)) > 0)) for f in Switches._fields))
 
 
 class TrainState(NamedTuple):
@@ -271,68 +401,69 @@ def epoch_trial_keys(member_key: Array, config: TrainConfig, epoch: int | Array)
     return train_keys[order[: S * B].reshape(S, B)]
 
 
-def penalties(params: Params, states: Array, config: TrainConfig) -> Array:
-    """The L2 terms added to the training loss (module docstring); 0 when both coefficients are 0.
+def penalties(params: Params, states: Array, config: TrainConfig, hp: Resolved, on: Switches) -> Array:
+    """The L2 terms added to the training loss (module docstring); 0 when both are switched off.
 
     Args:
-        params: one network's parameters. states: its hidden states on the batch (B, T, N).
+        params: one network's parameters. states: its hidden states on the batch (B, T, N). hp: its numbers.
     """
     total = jnp.zeros((), jnp.float32)
-    if config.l2_weights > 0:
+    if on.l2_weights:
         if config.cell == "rnn":
             mats = (params["W_in"], recurrent_weights(params, config.net), params["W_out"])
         else:
             mats = (params["W_x"], params["W_h"], params["W_out"])
-        total = total + config.l2_weights * sum(jnp.sum(w**2) for w in mats)
-    if config.l2_rates > 0:
-        total = total + config.l2_rates * jnp.mean(states**2)
+        total = total + hp.l2_weights * sum(jnp.sum(w**2) for w in mats)
+    if on.l2_rates:
+        total = total + hp.l2_rates * jnp.mean(states**2)
     return total
 
 
-def make_loss(config: TrainConfig) -> Callable:
-    """`loss_fn(params, trials, noise_key) -> (MSE + penalties, MSE)` of one network on a batch of trials (trial axis
-    first), with the training noise of `config` drawn from `noise_key` (unused when both noises are 0)."""
+def make_loss(config: TrainConfig, on: Switches) -> Callable:
+    """`loss_fn(params, trials, noise_key, hp) -> (MSE + penalties, MSE)` of one network on a batch of trials (trial
+    axis first), with the member's training noise (`hp`) drawn from `noise_key` where switched on."""
     net = config.net
 
-    def loss_fn(params, trials, noise_key):
+    def loss_fn(params, trials, noise_key, hp):
         inputs, rec = trials.inputs, None
         key_in, key_rec = jax.random.split(noise_key)
         scale = math.sqrt(2.0 / config.alpha)
-        if config.in_noise > 0:
-            inputs = inputs + scale * config.in_noise * jax.random.normal(key_in, inputs.shape, inputs.dtype)
-        if config.rec_noise > 0:
+        if on.in_noise:
+            inputs = inputs + scale * hp.in_noise * jax.random.normal(key_in, inputs.shape, inputs.dtype)
+        if on.rec_noise:
             shape = (*inputs.shape[:2], config.units)
-            rec = scale * config.rec_noise * jax.random.normal(key_rec, shape, inputs.dtype)
+            rec = scale * hp.rec_noise * jax.random.normal(key_rec, shape, inputs.dtype)
         if _FAST_BACKWARD:  # hand-written backward pass (network.forward_batch)
             out, states = forward_batch(params, inputs, net, rec)
         else:  # the reference: autodiff through `forward`, vmapped over the batch
             noise_axis = None if rec is None else 0
             out, states = jax.vmap(forward, in_axes=(None, 0, None, noise_axis))(params, inputs, net, rec)
         mse = masked_mse(out, trials)
-        return mse + penalties(params, states, config), mse
+        return mse + penalties(params, states, config, hp, on), mse
 
     return loss_fn
 
 
-def make_train(config: TrainConfig) -> tuple[Callable, Callable]:
-    """Build the pure per-member functions `init(member_key, hparams)` and
-    `run_epochs(state, member_key, hparams, n_epochs)` for `config`."""
+def make_train(config: TrainConfig, on: Switches | None = None) -> tuple[Callable, Callable]:
+    """Build the pure per-member functions `init(member_key, hp)` and `run_epochs(state, member_key, hp, n_epochs)`
+    for `config`; `hp` is one member's `Resolved` numbers (traced), `on` the static switches (default: those of
+    `config`'s own values)."""
     task, net = config.task, config.net
     S = config.steps_per_epoch
+    on = on or switches(resolve(config, Hparams(), 1))
+    loss_fn = make_loss(config, on)
 
-    loss_fn = make_loss(config)
-
-    def init(member_key, hparams):
+    def init(member_key, hp):
         key_init, _, _ = _keys(member_key, config)
-        params = init_params(key_init, net, hparams.gain)
-        opt_state = make_optimizer(config, hparams.lr).init(params)
+        params = init_params(key_init, net, hp.gain, hp.init, hp.n_exc if net.dale else None)
+        opt_state = make_optimizer(config, hp.lr).init(params)
         return TrainState(params, opt_state, jnp.int32(0), jnp.int32(0), jnp.bool_(False))
 
-    def update(carry, xs, optimizer):
+    def update(carry, xs, optimizer, hp):
         params, opt_state, active = carry
         keys, noise_key = xs
-        trials = jax.vmap(task.sample)(keys)
-        (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, trials, noise_key)
+        trials = jax.vmap(task.sample, in_axes=(0, None))(keys, hp.task)
+        (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, trials, noise_key, hp)
         finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
         updates, new_opt = optimizer.update(grads, opt_state, params)
         new_params = project_constraints(optax.apply_updates(params, updates), net)  # identity unless projected
@@ -340,34 +471,39 @@ def make_train(config: TrainConfig) -> tuple[Callable, Callable]:
         params, opt_state = jax.tree.map(lambda n, o: jnp.where(keep, n, o), (new_params, new_opt), (params, opt_state))
         return (params, opt_state, active & finite), loss
 
-    def epoch(state, member_key, hparams):
-        optimizer = make_optimizer(config, hparams.lr)
+    def epoch(state, member_key, hp):
+        optimizer = make_optimizer(config, hp.lr)
         active = (state.stop_epoch == 0) & ~state.diverged
         keys = epoch_trial_keys(member_key, config, state.epoch)
         noise_keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(member_key, NOISE_STREAM), state.epoch), S)
         (params, opt_state, still), losses = jax.lax.scan(
-            functools.partial(update, optimizer=optimizer), (state.params, state.opt_state, active), (keys, noise_keys)
+            functools.partial(update, optimizer=optimizer, hp=hp),
+            (state.params, state.opt_state, active),
+            (keys, noise_keys),
         )
         diverged = state.diverged | (active & ~still)
         loss = jnp.mean(losses)
-        stop_now = active & ~diverged & (loss < config.threshold)
+        stop_now = active & ~diverged & (loss < hp.threshold)
         stop_epoch = jnp.where(stop_now, state.epoch + 1, state.stop_epoch)
         return TrainState(params, opt_state, state.epoch + 1, stop_epoch, diverged), loss
 
-    def run_epochs(state, member_key, hparams, n_epochs: int):
+    def run_epochs(state, member_key, hp, n_epochs: int):
         def body(s, _):
-            return epoch(s, member_key, hparams)
+            return epoch(s, member_key, hp)
 
         return jax.lax.scan(body, state, None, length=n_epochs)
 
     return init, run_epochs
 
 
-def train(member_key: Array, hparams: Hparams, config: TrainConfig) -> tuple[Params, Params, History]:
-    """A whole training run of one member: (params_init, params_final, history). vmap it over member keys."""
-    init, run_epochs = make_train(config)
-    state0 = init(member_key, hparams)
-    state, losses = run_epochs(state0, member_key, hparams, config.epochs)
+def train(member_key: Array, hparams: Hparams | Resolved, config: TrainConfig) -> tuple[Params, Params, History]:
+    """A whole training run of one member: (params_init, params_final, history). vmap it over member keys with
+    per-member `Resolved` numbers (`resolve`); an `Hparams` of scalars is resolved here."""
+    hp = hparams if isinstance(hparams, Resolved) else member(resolve(config, hparams, 1), 0)
+    init, run_epochs = make_train(config, switches(jax.tree.map(np.asarray, hp)) if isinstance(hparams, Hparams)
+                                  else None)  # fmt: skip
+    state0 = init(member_key, hp)
+    state, losses = run_epochs(state0, member_key, hp, config.epochs)
     return state0.params, state.params, History(losses, state.stop_epoch, state.diverged)
 
 
@@ -381,13 +517,22 @@ def member_keys(seed: int, members: Array | np.ndarray) -> Array:
     return jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.asarray(members, jnp.uint32))
 
 
+def compiled(config: TrainConfig, n_epochs: int, on: Switches | None = None) -> tuple[Callable, Callable]:
+    """`jit(vmap(init))` and `jit(vmap(run_epochs))` for `config` and switches `on` (default: those of `config`'s own
+    values), built once and cached. Every member's numbers (`Resolved`) are vmapped with it: one program serves any
+    mix of learning rates, init laws, noise levels, thresholds, E fractions and task params."""
+    return _compiled(config, n_epochs, on or switches(resolve(config, Hparams(), 1)))
+
+
 @functools.lru_cache(maxsize=32)
-def compiled(config: TrainConfig, n_epochs: int) -> tuple[Callable, Callable]:
-    """`jit(vmap(init))` and `jit(vmap(run_epochs))` for `config`, built once and cached."""
-    init, run_epochs = make_train(config)
-    v_init = jax.jit(jax.vmap(init, in_axes=(0, None)))
-    v_run = jax.jit(jax.vmap(functools.partial(run_epochs, n_epochs=n_epochs), in_axes=(0, 0, None)))
+def _compiled(config: TrainConfig, n_epochs: int, on: Switches) -> tuple[Callable, Callable]:
+    init, run_epochs = make_train(config, on)
+    v_init = jax.jit(jax.vmap(init))
+    v_run = jax.jit(jax.vmap(functools.partial(run_epochs, n_epochs=n_epochs)))
     return v_init, v_run
+
+
+compiled.cache_clear = _compiled.cache_clear  # forget every compiled program (e.g. after changing _FAST_BACKWARD)
 
 
 def _member_sharding(n_members: int):
@@ -465,8 +610,9 @@ def _to_host(tree):
 def init_ensemble(config: TrainConfig, seed: int, members, hparams: Hparams = Hparams()) -> TrainState:
     """The initial TrainState of every member (host arrays, member axis first)."""
     members = np.asarray(members)
-    v_init, _ = compiled(config, 1)
-    return _to_host(v_init(member_keys(seed, members), hparams))
+    hp = resolve(config, hparams, len(members))
+    v_init, _ = compiled(config, 1, switches(hp))
+    return _to_host(v_init(member_keys(seed, members), hp))
 
 
 def fit(
@@ -488,6 +634,8 @@ def fit(
     its own devices, and every process returns the whole ensemble, gathered, identical to a one-process run.
 
     Args:
+        hparams: every member's numbers (`Hparams`: scalars for all, or one value per member, member axis first); a
+            grid of them trains as one compiled program.
         state, loss: a TrainState and the loss array (E, epochs) to resume from (e.g. a checkpoint), all members.
         chunk_size: members per compiled call (default: `default_chunk`).
         epochs_per_call: epochs per compiled call (default: all remaining); progress and checkpoints happen between
@@ -495,16 +643,18 @@ def fit(
         callback: called after every call with the host TrainState of this process's members and their loss so far.
     """
     members = np.asarray(members)
+    hp = resolve(config, hparams, len(members))
     n_proc = jax.process_count()
     if n_proc == 1:
-        return _fit_local(config, seed, members, hparams, state, loss, chunk_size, epochs_per_call, callback)
+        return _fit_local(config, seed, members, hp, state, loss, chunk_size, epochs_per_call, callback)
     if len(members) < n_proc:
         raise ValueError(f"train: {len(members)} members cannot be split over {n_proc} processes")
     parts = np.array_split(np.arange(len(members)), n_proc)
     mine = parts[jax.process_index()]
     if state is not None:
         state, loss = jax.tree.map(lambda x: np.asarray(x)[mine], state), np.asarray(loss)[mine]
-    local = _fit_local(config, seed, members[mine], hparams, state, loss, chunk_size, epochs_per_call, callback)
+    hp = jax.tree.map(lambda x: x[mine], hp)
+    local = _fit_local(config, seed, members[mine], hp, state, loss, chunk_size, epochs_per_call, callback)
     return _gather_processes(local, [len(p) for p in parts])
 
 
@@ -517,11 +667,13 @@ def _gather_processes(local: Ensemble, sizes: list[int]) -> Ensemble:
     return jax.tree.map(lambda x: np.concatenate([np.asarray(x)[i, :n] for i, n in enumerate(sizes)]), stacked)
 
 
-def _fit_local(config, seed, members, hparams, state, loss, chunk_size, epochs_per_call, callback) -> Ensemble:
-    """`fit` on this process's devices."""
+def _fit_local(config, seed, members, hp, state, loss, chunk_size, epochs_per_call, callback) -> Ensemble:
+    """`fit` on this process's devices; `hp`: the members' `Resolved` numbers (host arrays)."""
     E = len(members)
     keys = member_keys(seed, members)
-    state0 = init_ensemble(config, seed, members, hparams)
+    on = switches(hp)
+    v_init, _ = compiled(config, 1, on)
+    state0 = _to_host(v_init(keys, hp))
     if state is None:
         state = state0
         loss = np.full((E, config.epochs), np.nan, np.float32)
@@ -533,15 +685,14 @@ def _fit_local(config, seed, members, hparams, state, loss, chunk_size, epochs_p
     step = epochs_per_call or (config.epochs - done) or 1
     while done < config.epochs:
         n = min(step, config.epochs - done)
-        _, v_run = compiled(config, n)
+        _, v_run = compiled(config, n, on)
         parts_state, parts_loss = [], []
         for lo in range(0, E, chunk):
             hi = min(lo + chunk, E)
-            s = jax.tree.map(lambda x, lo=lo, hi=hi: _pad(jnp.asarray(x[lo:hi]), chunk), state)
-            k = _pad(keys[lo:hi], chunk)
+            s, k, h = jax.tree.map(lambda x, lo=lo, hi=hi: _pad(jnp.asarray(x[lo:hi]), chunk), (state, keys, hp))
             if sharding is not None:
-                s, k = jax.device_put((s, k), sharding)
-            s, chunk_loss = v_run(s, k, hparams)
+                s, k, h = jax.device_put((s, k, h), sharding)
+            s, chunk_loss = v_run(s, k, h)
             n_real = hi - lo
             parts_state.append(jax.tree.map(lambda x, n=n_real: np.asarray(x)[:n], s))
             parts_loss.append(np.asarray(chunk_loss)[:n_real])

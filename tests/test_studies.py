@@ -100,7 +100,7 @@ def test_success_table_rates_and_intervals(results):
     assert "original" in md and md.count("\n|") >= len(rows) + 1
     kind = jax.devices()[0].device_kind
     report = (results / "success_table" / "report.md").read_text()
-    assert report.count(f"| {kind} (cpu) |") == len(rows)  # each ensemble's device, read from its run directory
+    assert report.count(f"| {kind} (cpu) |") == len(tasks)  # one ensemble per task (both inits), device read from it
     assert "- and: " in report and "held-out trials are correct" in report  # the task's own success rule
 
 
@@ -131,8 +131,11 @@ def test_lesion_levels_fractions_and_extremes(results):
     grid = lesion_study.SCALES["smoke"].grid
     fractions = grid["fractions"]
     assert len(rows) == 5 * len(fractions)
-    run = load_run(results / "success_table" / "runs" / "and_orthogonal")  # the ensemble the lesion study reused
+    grid_run = load_run(results / "success_table" / "runs" / "and")  # the ensemble the lesion study reused
     assert not [p for p in (out / "runs").iterdir() if p.is_dir()]
+    (_, orthogonal), _ = grid_run.cells()  # its orthogonal cell
+    assert grid_run.cells()[0][0] == {"init": "orthogonal"}
+    run = grid_run.subset(orthogonal)
     final = run.effective("final")
     base = evaluate(run.config.task, run.config.net, final, n_trials=grid["lesion_trials"])
     for r in rows:
@@ -158,8 +161,10 @@ def test_memory_curves(results, name):
     for r in rows:
         assert 0.0 <= _f(r, "wilson_low") <= _f(r, "rate") <= _f(r, "wilson_high") <= 1.0
         assert _f(r, "distance_mean") > 0 and _f(r, "distance_sem") >= 0
-    if name == "memory_size":  # the point (delay 150, N = 8) is memory_delay's, reused
-        assert not (results / name / "runs" / f"delay{memory.SIZE_DELAY}_N8").exists()
+    if name == "memory_delay":  # every delay in one ensemble: one run directory, one grid over the delay
+        (run_dir,) = [p for p in (results / name / "runs").iterdir() if p.is_dir()]
+        run = load_run(run_dir)
+        assert [v for v, _ in run.cells()] == [{"delay": d} for d, _ in pts]
 
 
 def test_ei_spectrum_smoke(tmp_path):
@@ -185,7 +190,7 @@ def test_success_table_with_network_options(tmp_path):
     """`--dale --sparsity` reach every ensemble, name its run directory and are stated in the report."""
     out = study("success_table", out=tmp_path / "st", options={"dale": True, "sparsity": 0.5})
     runs = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir())
-    assert runs == ["and_normal_dale0.8_sparsity0.5", "and_orthogonal_dale0.8_sparsity0.5"]
+    assert runs == ["and_dale0.8_sparsity0.5"]  # both inits in one ensemble
     run = load_run(out / "runs" / runs[0])
     assert run.config.dale and run.config.sparsity == 0.5 and "rec_mask" in run.ensemble.params_final
     assert "Dale's law with E fraction 0.8" in (out / "report.md").read_text()
@@ -230,13 +235,13 @@ def test_study_killed_during_training_resumes_and_matches(tmp_path):
     cmd = ["study", "memory_delay", "--scale", "smoke", "--no-progress", "--out"]
     whole = _cli(*cmd, "whole", cwd=tmp_path)
     killed = _cli(*cmd, "killed", cwd=tmp_path)
-    ckpt = tmp_path / "killed" / "runs" / "delay20_N8" / "checkpoint.npz"
+    ckpt = tmp_path / "killed" / "runs" / "delays_N8" / "checkpoint.npz"
     deadline = time.monotonic() + 300
     while not ckpt.exists() and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     os.kill(killed.pid, signal.SIGKILL)
     killed.communicate()
-    assert ckpt.exists(), "the study finished its first ensemble before it could be killed"
+    assert ckpt.exists(), "the study finished its ensemble before it could be killed"
     assert not (tmp_path / "killed" / "memory_delay.csv").exists()
     again = _cli(*cmd, "killed", cwd=tmp_path)
     _, err = again.communicate(timeout=600)
@@ -246,3 +251,20 @@ def test_study_killed_during_training_resumes_and_matches(tmp_path):
     assert whole.returncode == 0, err
     for name in ("memory_delay.csv", "comparison.csv"):
         assert (tmp_path / "killed" / name).read_text() == (tmp_path / "whole" / name).read_text()
+
+
+def test_lr_delay_grid_is_one_ensemble(tmp_path):
+    out = study("lr_delay", out=tmp_path / "lr_delay")
+    grid = STUDIES["lr_delay"].scales["smoke"].grid
+    rows = _rows(out / "lr_delay.csv")
+    assert [(float(r["lr"]), int(r["delay"])) for r in rows] == [(lr, d) for lr in grid["lr"] for d in grid["delay"]]
+    (run_dir,) = [p for p in (out / "runs").iterdir() if p.is_dir()]
+    run = load_run(run_dir)
+    assert run.grid.names == ("lr", "delay") and len(run.members) == len(rows) * 2
+    for r in rows:
+        assert (
+            0.0 <= _f(r, "wilson_low") <= _f(r, "rate") <= _f(r, "wilson_high") <= 1.0
+            and _f(r, "median_final_loss") > 0
+        )
+    report = (out / "report.md").read_text()
+    assert "](lr_delay.png)" in report and "trained as one ensemble" in report

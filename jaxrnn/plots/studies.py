@@ -226,6 +226,39 @@ def plot_lesion(
     return _save(fig, path)
 
 
+def plot_grid_heatmaps(
+    x: np.ndarray, y: np.ndarray, panels: dict[str, np.ndarray], xlabel: str, ylabel: str, title: str, path: Path
+) -> Path:
+    """One heat map per panel over a 2-D grid (e.g. success rate and final loss over learning rate × delay), each
+    cell annotated with its value.
+
+    Args:
+        x: (X,) values of the columns (drawn as labels, in order). y: (Y,) values of the rows.
+        panels: {name: (Y, X) array}; a name containing "loss" is drawn on a log colour scale.
+    """
+    from matplotlib.colors import LogNorm
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False, layout="constrained")
+    for ax, (name, z) in zip(axes[0], panels.items(), strict=True):
+        z = np.asarray(z, float)
+        finite = z[np.isfinite(z)]
+        log = "loss" in name and finite.size and np.all(finite > 0)
+        norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if log else None
+        im = ax.imshow(z, origin="lower", aspect="auto", cmap="viridis", norm=norm, vmin=None if log else 0,
+                       vmax=None if log else (1 if "rate" in name else None))  # fmt: skip
+        for (i, j), v in np.ndenumerate(z):
+            ax.text(j, i, "—" if not np.isfinite(v) else (f"{v:.2f}" if "rate" in name else f"{v:.2g}"),
+                    ha="center", va="center", fontsize=7, color="w")  # fmt: skip
+        ax.set_xticks(range(len(x)), [f"{v:g}" for v in x], fontsize=7)
+        ax.set_yticks(range(len(y)), [f"{v:g}" for v in y], fontsize=7)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
 def plot_ei_spectra(eigs: dict[tuple[str, float, int], tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
     """Complex-plane eigenvalues of W_eff of E/I networks, all members overlaid, initial (grey) vs trained (colour):
     one row per init × E fraction, one column per N, with the unit circle.

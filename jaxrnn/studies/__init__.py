@@ -6,7 +6,7 @@ and the function that runs it) and one line here.
 
 from __future__ import annotations
 
-from jaxrnn.studies import ei_spectrum, flipflop3, lesion, memory, spectral_migration, success_table
+from jaxrnn.studies import ei_spectrum, flipflop3, lesion, lr_delay, memory, spectral_migration, success_table
 from jaxrnn.studies.base import NETWORK_OPTIONS, SCALES, Context, Protocol, Scale, Study, run_study
 
 STUDIES: dict[str, Study] = {
@@ -19,6 +19,7 @@ STUDIES: dict[str, Study] = {
         lesion.STUDY,
         flipflop3.STUDY,
         ei_spectrum.STUDY,
+        lr_delay.STUDY,
     )
 }
 

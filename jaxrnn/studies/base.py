@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxrnn import runs
+from jaxrnn.grid import Grid
 from jaxrnn.store import Run, load_meta
 from jaxrnn.tasks import Task
 from jaxrnn.train import Hparams, TrainConfig
@@ -139,12 +140,23 @@ class Context(NamedTuple):
         """Folders of run directories to reuse: this study's, then those of the studies it reuses, beside `out`."""
         return [self.runs_dir] + [self.out.parent / other / "runs" for other in self.study.reuses]
 
-    def train(self, config: TrainConfig, name: str, members: int | None = None, hparams: Hparams | None = None) -> Run:
+    def train(
+        self,
+        config: TrainConfig,
+        name: str,
+        members: int | None = None,
+        hparams: Hparams | None = None,
+        grid: Grid | None = None,
+    ) -> Run:
         """The ensemble (config, seed 0, members 0..E-1, hparams) of this study, evaluated with the scale's protocol:
         a finished run of exactly it under `search()` is reused; otherwise it is trained (or resumed from its
-        checkpoint) into `runs/<name>` by `jaxrnn.runs.train_run`."""
-        E = members or self.members
+        checkpoint) into `runs/<name>` by `jaxrnn.runs.train_run`. With `grid`, the whole grid is one ensemble
+        (`members` per cell, default the context's) and `Run.cells()` splits it."""
         hp = hparams or self.scale.protocol.hparams
+        E = members or self.members
+        if grid is not None:
+            grid = dataclasses.replace(grid, repeats=E)
+            hp, E = grid.hparams(hp), grid.members
         proto = self.scale.protocol
         found = runs.find_run(config, 0, hp, E, self.search())
         if found is not None:
@@ -159,6 +171,7 @@ class Context(NamedTuple):
                     seed=0,
                     members=E,
                     hparams=hp,
+                    grid=grid,
                     n_eval=proto.n_eval,
                     success_at=proto.success_at,
                     progress=bar,
@@ -171,6 +184,11 @@ class Context(NamedTuple):
             log(f"{name}: {ok}/{E} succeed ({run.train_seconds:.0f} s of training)")
         self.trained.append(run)
         return run
+
+    def train_cells(self, config: TrainConfig, name: str, grid: Grid) -> dict[tuple, Run]:
+        """`train` of a grid, split into its cells: {tuple of the cell's values: the Run of its members}."""
+        run = self.train(config, name, grid=grid)
+        return {tuple(values.values()): run.subset(idx) for values, idx in run.cells()}
 
     def use(self, run_dir: Path) -> Run:
         """An existing run directory (`--run`), evaluated with the scale's protocol."""
@@ -314,13 +332,13 @@ def protocol_facts(run: Run) -> dict[str, str]:
     data = "fresh trials every update" if c.protocol == "online" else "own set, reshuffled each epoch"
     if c.protocol == "paper" and c.shared_data:
         data = "one set shared by all members, reshuffled each epoch"
-    net = [f"N = {c.units}", f"{c.init} init"]
+    net = [f"N = {c.units}", f"{run.value('init')} init"]
     if c.alpha != 1.0:
         net.append(f"a = {c.alpha:g}")
     if c.bias:
         net.append("RNN bias")
     if c.dale:
-        net.append(f"Dale E fraction {c.e_fraction:g}")
+        net.append(f"Dale E fraction {run.value('e_fraction')}")
     if c.sparsity:
         net.append(f"sparsity {c.sparsity:g}")
     if c.cell != "rnn":
@@ -331,9 +349,9 @@ def protocol_facts(run: Run) -> dict[str, str]:
         "network": ", ".join(net),
         "members": str(len(run.members)),
         "training": f"{c.epochs} epochs × {c.n_train:,} trials ({data}), batch {c.batch_size}",
-        "optimizer": f"Adam lr {run.hparams.lr:g}, decay {c.decay:g}"
+        "optimizer": f"Adam lr {run.value('lr')}, decay {c.decay:g}"
         + (f", clip {c.clip_norm:g}" if c.clip_norm else ""),
-        "early stop": f"loss < {c.threshold:g}" if c.threshold > 0 else "never",
+        "early stop": f"loss < {run.value('threshold')}" if c.threshold > 0 or run.hparams.threshold else "never",
         "succeed": f"{int(np.sum(run.evaluation.success))}/{len(run.members)}" if run.evaluation is not None else "—",
         "training time": f"{run.train_seconds:.0f} s" + (" (reused)" if run.origin == "loaded" else ""),
         "device": _device_name(run),

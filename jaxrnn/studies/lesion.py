@@ -20,7 +20,6 @@ from jaxrnn.evaluate import heldout_trials
 from jaxrnn.store import Run
 from jaxrnn.studies import success_table
 from jaxrnn.studies.base import Context, Study, log, md_table, sem, write_csv
-from jaxrnn.tasks import make_task
 
 NAME = "lesion"
 
@@ -48,10 +47,11 @@ _REF_CONDITIONS = ("00", "11", "10", "01")
 
 
 def ensemble(ctx: Context) -> Run:
-    """The ensemble to lesion: `--run` if given, else AND / N = 50 / orthogonal of the success table's scale."""
+    """The ensemble to lesion: `--run` if given, else the orthogonal cell of the success table's AND ensemble (N = 50,
+    its scale; reused from the success table when it exists)."""
     if ctx.run is not None:
         return ctx.use(ctx.run)
-    return ctx.train(ctx.scale.config(make_task("and"), init="orthogonal"), "and_orthogonal")
+    return success_table.ensembles(ctx, tasks=("and",))[("and", "orthogonal")]
 
 
 def reference_curves() -> dict[str, np.ndarray]:

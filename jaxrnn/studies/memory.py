@@ -1,8 +1,8 @@
 """Memory studies on time reproduction (Jarne & Laje 2019, §3.3): how well networks reproduce a pulse after a
 delay, against the delay (`memory_delay`, N = 50) and against the network size (`memory_size`, delay 150).
 
-For each point an ensemble of E members is trained (or reused from `<out>/runs/`, or from the other memory study's
-runs: the two studies share the point N = 50, delay 150 when both include it with the same E) and evaluated on
+memory_delay trains all its delays as one ensemble (a grid over the delay, E members per delay, one compiled
+program); memory_size one ensemble per N. Ensembles are reused from `<out>/runs/`. Every point is evaluated on
 held-out trials: distance (per-trial L2 norm ||target − output|| over the whole trial, the original's metric) averaged
 per member, then mean ± s.e.m. over members, and the success rate with its 95% Wilson interval. The original's curves
 (`jaxrnn.reference`, `jarne_laje_2019/curves/`) are drawn beside and compared point by point, with a z-test per point
@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxrnn import reference
 from jaxrnn.evaluate import wilson_interval
+from jaxrnn.grid import Grid
 from jaxrnn.store import Run
 from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, sem, write_csv
 from jaxrnn.tasks import make_task
@@ -81,12 +82,22 @@ def points(name: str, scale: Scale) -> list[tuple[int, int]]:
 
 
 def curve_rows(ctx: Context) -> tuple[list[dict], list[Run]]:
-    """Train (or reuse) and evaluate every point: one row per point, and the runs."""
-    rows, trained = [], []
-    for delay, units in points(ctx.study.name, ctx.scale):
-        cfg = ctx.scale.config(make_task("time_reproduction", delay=delay), init="orthogonal", units=units)
-        tr = ctx.train(cfg, f"delay{delay}_N{units}")
-        trained.append(tr)
+    """Train (or reuse) and evaluate every point: one row per point, and the runs of the points. memory_delay trains
+    all its delays as one ensemble (a grid over the task's delay, one compiled program); memory_size one ensemble per
+    N (N changes shapes)."""
+    sc, pts = ctx.scale, points(ctx.study.name, ctx.scale)
+    if ctx.study.name == "memory_delay":
+        units = sc.protocol.units
+        cfg = sc.config(make_task("time_reproduction"), init="orthogonal", units=units)
+        cells = ctx.train_cells(cfg, f"delays_N{units}", Grid.of(cfg.task, delay=sc.grid["delays"]))
+        runs = [cells[(delay,)] for delay, _ in pts]
+    else:
+        runs = [
+            ctx.train(sc.config(make_task("time_reproduction", delay=d), init="orthogonal", units=n), f"delay{d}_N{n}")
+            for d, n in pts
+        ]
+    rows = []
+    for (delay, units), tr in zip(pts, runs, strict=True):
         ev = tr.evaluation
         k, n = int(np.sum(ev.success)), len(ev.success)
         lo, hi = wilson_interval(k, n)
@@ -106,7 +117,7 @@ def curve_rows(ctx: Context) -> tuple[list[dict], list[Run]]:
                 median_stop_epoch=float(np.median(tr.epochs_run)),
             )
         )
-    return rows, trained
+    return rows, runs
 
 
 def holm(p_values, alpha: float = 0.05) -> np.ndarray:
@@ -285,7 +296,6 @@ DELAY = Study(
     summary="time reproduction, N = 50: distance and success rate against the delay, beside the original's curve",
     scales=SCALES,
     run=run,
-    reuses=("memory_size",),
 )
 SIZE = Study(
     name="memory_size",
@@ -293,5 +303,4 @@ SIZE = Study(
     summary=f"time reproduction at delay {SIZE_DELAY}: distance and success rate against N, beside the original's",
     scales=SIZE_SCALES,
     run=run,
-    reuses=("memory_delay",),
 )

@@ -1,8 +1,9 @@
 """Success table: the seven 2019 tasks × {orthogonal, normal} recurrent init, E members each (Jarne & Laje 2019,
 Table 1), with 95% Wilson intervals beside the original percentages (20 networks each, judged by eye).
 
-Writes `success_table.csv`, `success_table.md`, `success_table.png` and `report.md`; trained ensembles go to
-`<out>/runs/<task>_<init>` and are reused when a run of the same config exists there.
+Writes `success_table.csv`, `success_table.md`, `success_table.png` and `report.md`. Each task's orthogonal and normal
+cells train as one ensemble (a grid over the init law, one compiled program) in `<out>/runs/<task>`, reused when a run
+of the same config exists there.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxrnn.evaluate import wilson_interval
+from jaxrnn.grid import Grid
 from jaxrnn.store import Run
 from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, write_csv
 from jaxrnn.tasks import make_task
@@ -92,14 +94,15 @@ def describe_options(options: dict) -> str:
 
 
 def ensembles(ctx: Context, tasks=None) -> dict[tuple[str, str], Run]:
-    """Train (or reuse) every task × init ensemble of the context's scale (or of `tasks`), with its network
-    options: {(task, init): Run}. Run directories `runs/<task>_<init><options_tag>`."""
+    """Train (or reuse) every task × init cell of the context's scale (or of `tasks`), with its network options:
+    {(task, init): the Run of that cell's members}. Each task's two inits are one ensemble, a grid over `init` with
+    E members per cell (members 0..E-1 orthogonal, E..2E-1 normal), in `runs/<task><options_tag>`."""
     tag = options_tag(ctx.options)
     out = {}
     for task_name in tasks or ctx.scale.grid["tasks"]:
-        for init in INITS:
-            cfg = ctx.scale.config(make_task(task_name), init=init, **ctx.options)
-            out[(task_name, init)] = ctx.train(cfg, f"{task_name}_{init}{tag}")
+        cfg = ctx.scale.config(make_task(task_name), **ctx.options)
+        cells = ctx.train_cells(cfg, f"{task_name}{tag}", Grid.of(cfg.task, init=INITS))
+        out.update({(task_name, init): cells[(init,)] for init in INITS})
     return out
 
 

@@ -114,8 +114,12 @@ class Task:
 
     def default_params(self) -> dict[str, Array]:
         """This task's values of its traced fields: int fields as int32, the others (tuples too) as float32 arrays."""
+        return {k: jnp.asarray(v) for k, v in self._host_params().items()}
+
+    def _host_params(self) -> dict[str, np.ndarray]:
+        """`default_params()` as host numpy arrays (usable while JAX traces)."""
         types = {f.name: f.type for f in dataclasses.fields(self)}
-        return {k: jnp.asarray(getattr(self, k), _dtype(types[k])) for k in self.traced_fields()}
+        return {k: np.asarray(getattr(self, k), _dtype(types[k])) for k in self.traced_fields()}
 
     def _params(self, params: Mapping[str, Array] | None) -> dict[str, Array]:
         """`default_params()` updated with `params` (any subset of the traced fields; values may be tracers).
@@ -147,13 +151,13 @@ class Task:
             per_member: one mapping per member, field name -> value, as for `replace` (fields not named keep this
                 task's value); `[{}] * E` gives every member this task's values.
         Returns:
-            {name: (E, ...) array} for every traced field (`default_params()` with a leading member axis).
+            {name: (E, ...) numpy array} for every traced field (`default_params()` with a leading member axis).
         Raises:
             ValueError: a refused value, a varied static field or a tuple of another length (each names the field).
         """
         if len(per_member) == 0:
             raise ValueError(f"{self.name}: member_params needs at least one member")
-        base = self.default_params()
+        base = self._host_params()
         cache: dict[tuple, dict[str, np.ndarray]] = {}
         rows = []
         for values in per_member:
@@ -167,7 +171,7 @@ class Task:
                             f"differ between the members of one ensemble ({getattr(task, k)!r} vs "
                             f"{getattr(self, k)!r}): run each value as a separate ensemble"
                         )
-                params = {k: np.asarray(v) for k, v in task.default_params().items()}
+                params = task._host_params()
                 for k, v in params.items():
                     if v.shape != base[k].shape:
                         raise ValueError(
@@ -176,7 +180,7 @@ class Task:
                         )
                 cache[key] = params
             rows.append(cache[key])
-        return {k: jnp.asarray(np.stack([r[k] for r in rows])) for k in base}
+        return {k: np.stack([r[k] for r in rows]) for k in base}
 
     def replace(self, **changes) -> Task:
         """A copy with some parameters changed (validated)."""
