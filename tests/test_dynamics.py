@@ -1,11 +1,12 @@
-"""State-space analyses: PCA, the flip-flop cube, fixed points, linearization, similarity, time invariance."""
+"""State-space analyses: PCA, the flip-flop cube, fixed points, similarity, time invariance
+(spectra and regimes: test_analysis_spectrum_lesion.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.analysis import cube, fixed_points, invariance, linearization, similarity, states
+from jaxrnn.analysis import cube, fixed_points, invariance, similarity, states
 from jaxrnn.network import NetConfig, init_params
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -125,46 +126,6 @@ def test_fixed_points_of_a_two_unit_bistable_network():
     both = jax.tree.map(lambda a: jnp.stack([a, a]), params)
     fps = fixed_points.ensemble_fixed_points(both, cfg, jnp.stack([starts, starts]), steps=2000, lr=3e-2)
     assert [(f.count("stable"), f.count("saddle")) for f in fps] == [(4, 4), (4, 4)]
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Linearization
-
-
-def test_frequency_conventions_and_regime_labels():
-    theta = 2 * np.pi / 35  # one turn every 35 steps
-    lam = 1.05 * np.exp(1j * theta)
-    assert linearization.freq_map(lam) == pytest.approx(1 / 35)
-    assert linearization.freq_slides(lam) == pytest.approx(np.tan(theta) / (2 * np.pi))
-    R = 1.05 * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-    modes = linearization.leading_modes(R, k=2)
-    assert modes.n_outside == 2 and modes.radius == pytest.approx(1.05)
-
-    # a saturating rotation keeps oscillating; a contracting one settles on its fixed point
-    def run(W, T=400):
-        h, out = np.array([0.5, 0.0]), []
-        for _ in range(T):
-            h = np.tanh(W @ h)
-            out.append(h)
-        return np.array(out)[-150:]
-
-    osc = linearization.regime(1.2 * R / 1.05, run(1.2 * R / 1.05))
-    fixed = linearization.regime(0.8 * R / 1.05, run(0.8 * R / 1.05))
-    assert osc.label == "oscillatory" and fixed.label == "fixed-point"
-    assert osc.freq_map == pytest.approx(1 / 35)
-    assert osc.period_power > 0.8
-
-
-def test_jacobian_tanh_matches_autodiff():
-    cfg = NetConfig(n_in=2, n_out=1, units=8, alpha=0.3, bias=True)
-    params = init_params(jax.random.key(0), cfg)
-    params["b"] = 0.1 * jnp.arange(8.0)
-    h = 0.3 * jax.random.normal(jax.random.key(1), (8,))
-    x = jnp.array([0.5, -1.0])
-    F = fixed_points.network_map(params, cfg, x)
-    u = np.asarray(params["W_in"] @ x + params["b"])
-    J = linearization.jacobian_tanh(np.asarray(params["W_rec"]), np.asarray(h), u, alpha=0.3)
-    np.testing.assert_allclose(J, np.asarray(jax.jacfwd(F)(h)), atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import numpy as np
 from jaxrnn.analysis import cube as cube_mod
 from jaxrnn.analysis import fixed_points as fp_mod
 from jaxrnn.analysis import invariance as inv_mod
-from jaxrnn.analysis import linearization, similarity
+from jaxrnn.analysis import similarity, spectrum
 from jaxrnn.analysis.states import ensemble_states, project
 from jaxrnn.evaluate import evaluate
 from jaxrnn.network import NetConfig
@@ -258,8 +258,8 @@ def analyse(params: dict, cfg: NetConfig, task, sc: Scale, n_starts: int, seed: 
 
     # spectrum of W_rec and the regime from the last steps of the zero-input free run
     W = np.asarray(params["W_rec"])
-    regimes = [linearization.regime(W[i], H_all[i, -_LATE:]) for i in range(E)]
-    modes = [linearization.leading_modes(W[i], k=8) for i in range(E)]
+    regimes = [spectrum.regime(W[i], H_all[i, -_LATE:]) for i in range(E)]
+    modes = [spectrum.spectral_summary(W[i]) for i in range(E)]
 
     # time-translation invariance of the response to a +1 pulse on channel 0
     stim = np.zeros((_STIM_WIDTH, task.n_in), np.float32)
@@ -324,7 +324,7 @@ def member_rows(res: dict, ids, ev=None, clusters=None, cka_ref=None) -> list[di
             leading_im=r.leading.imag,
             leading_complex_abs=abs(r.leading_complex),
             freq_slides=r.freq_slides,
-            freq_map_hz=1000.0 * r.freq_map,
+            freq_map_hz=r.freq_hz,
             regime=r.label,
             late_speed=r.speed,
             inv_min_corr=inv.min_corr[i],
@@ -354,8 +354,7 @@ def _fp_rows(res: dict, ids) -> list[dict]:
                     "abs_lambda1": float(np.abs(f.eigvals[j, 0])),
                     "lambda1_re": float(f.eigvals[j, 0].real),
                     "lambda1_im": float(f.eigvals[j, 0].imag),
-                    "freq_map_hz_leading_complex": 1000.0
-                    * float(linearization.freq_map(linearization.leading_complex(f.eigvals[j]))),
+                    "freq_map_hz_leading_complex": float(spectrum.frequency_hz(spectrum.leading_complex(f.eigvals[j]))),
                     "norm": float(np.linalg.norm(f.points[j])),
                 }
             )

@@ -20,7 +20,15 @@ from jaxrnn.studies import success_table
 from jaxrnn.studies._common import REFERENCE, command_line, ignore_runs, log, md_table, write_csv, write_report
 
 NAME = "spectral_migration"
-_METRICS = ("radius", "n_outside", "leading_abs", "leading_cycles_per_step", "leading_hz", "henrici")
+_METRICS = (
+    "radius",
+    "n_outside",
+    "leading_cycles_per_step",
+    "leading_hz",
+    "leading_complex_abs",
+    "leading_complex_hz",
+    "henrici",
+)
 
 
 def member_rows(results) -> list[dict]:
@@ -159,8 +167,8 @@ def run(
             "radius initial",
             "radius trained (IQR)",
             "outside trained (IQR)",
-            "leading |λ|",
             "leading freq (Hz)",
+            "leading complex |λ| (Hz)",
             "Henrici initial → trained",
             "radius succ / fail",
         ],
@@ -173,8 +181,8 @@ def run(
                 f"{s['trained_radius_median']:.3f} ({s['trained_radius_q25']:.3f}–{s['trained_radius_q75']:.3f})",
                 f"{s['trained_n_outside_median']:.0f} ({s['trained_n_outside_q25']:.0f}–"
                 f"{s['trained_n_outside_q75']:.0f})",
-                f"{s['trained_leading_abs_median']:.3f}",
                 f"{s['trained_leading_hz_median']:.1f}",
+                f"{s['trained_leading_complex_abs_median']:.3f} ({s['trained_leading_complex_hz_median']:.1f})",
                 f"{s['initial_henrici_median']:.3f} → {s['trained_henrici_median']:.3f}",
                 f"{s['trained_radius_median_success']:.3f} / {s['trained_radius_median_failure']:.3f}",
             ]
@@ -193,8 +201,9 @@ def run(
         table,
         "",
         f"Conventions: eigenvalues of W_rec in float64 on the host; *outside* counts |λ| > 1 + {OUTSIDE_TOL:g} (an "
-        "orthogonal matrix stored in float32 has |λ| = 1 ± 1e-7); the *leading* eigenvalue has the largest real part; "
-        "its frequency is |arg λ| / 2π cycles per step, × 1000 for Hz with 1 step = 1 ms; Henrici index = "
+        "orthogonal matrix stored in float32 has |λ| = 1 ± 1e-7); the *leading* eigenvalue has the largest modulus "
+        "(|λ| = the radius; 0 Hz when it is real), the *leading complex* one the largest modulus with Im λ ≠ 0; a "
+        "frequency is |arg λ| / 2π cycles per step, × 1000 for Hz with 1 step = 1 ms; Henrici index = "
         "sqrt(||W||_F² − Σ|λ|²) / ||W||_F (0 for a normal matrix).",
         "",
         "![eigenvalues](spectra.png)",
@@ -222,8 +231,8 @@ def run(
                     "original network",
                     "radius initial → trained",
                     "outside initial → trained",
-                    "leading |λ| trained",
                     "leading freq trained (Hz)",
+                    "leading complex |λ| trained (Hz)",
                     "Henrici trained",
                     "jaxrnn same task × init: radius, outside, Henrici (medians, successful members)",
                 ],
@@ -232,8 +241,8 @@ def run(
                         o["network"],
                         f"{o['initial_radius']:.3f} → {o['trained_radius']:.3f}",
                         f"{o['initial_n_outside']:.0f} → {o['trained_n_outside']:.0f}",
-                        f"{o['trained_leading_abs']:.3f}",
                         f"{o['trained_leading_hz']:.1f}",
+                        f"{o['trained_leading_complex_abs']:.3f} ({o['trained_leading_complex_hz']:.1f})",
                         f"{o['trained_henrici']:.3f}",
                         _matched(o["network"], rows),
                     ]
