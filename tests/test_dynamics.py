@@ -161,6 +161,27 @@ def test_similarity_matrix_and_clustering_find_two_groups():
     np.testing.assert_array_equal(similarity.cluster_members(D, 0.2, "procrustes"), labels)
 
 
+def test_cluster_members_on_a_hand_made_distance_matrix():
+    """Members {1, 3, 4} 0.1 apart, {0, 2} 0.15 apart, member 5 alone; groups 0.8 apart except members 0 and 5 (0.7),
+    so {0, 2} and {5} are 0.75 apart on average (single linkage: 0.7, complete: 0.8)."""
+    D = np.full((6, 6), 0.8)
+    D[np.ix_([1, 3, 4], [1, 3, 4])] = 0.1
+    D[np.ix_([0, 2], [0, 2])] = 0.15
+    D[0, 5] = D[5, 0] = 0.7
+    np.fill_diagonal(D, 0.0)
+    cluster = lambda t: similarity.cluster_members(D, threshold=t, metric="procrustes").tolist()  # noqa: E731
+    # the three groups, largest first
+    assert cluster(0.2) == [1, 0, 1, 0, 0, 2]
+    np.testing.assert_array_equal(similarity.cluster_members(1.0 - D, threshold=0.2, metric="cka"), cluster(0.2))
+    assert cluster(0.15) == cluster(0.2), "a merge at exactly the threshold happens"
+    assert cluster(0.1) == [1, 0, 2, 0, 0, 3]
+    # average linkage: {0, 2} and {5} merge above 0.75, not at 0.72 (single linkage would); ties by lowest member
+    assert cluster(0.72) == cluster(0.2)
+    assert cluster(0.77) == [0, 1, 0, 1, 1, 0]
+    assert cluster(0.81) == [0] * 6
+    assert similarity.cluster_members(D[:1, :1]).tolist() == [0]
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # Time-translation invariance
 

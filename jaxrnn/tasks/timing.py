@@ -28,7 +28,7 @@ def _hann_box(T: int, start: int, width: int, window: int) -> np.ndarray:
     """A box on [start, start + width) whose `width` samples are convolved (mode 'same') with a normalised
     symmetric Hann window: tapered edges, zero outside the box (as the original generator does)."""
     n = np.arange(window)
-    hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / (window - 1))  # scipy.signal.windows.hann(window)
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / (window - 1))  # the symmetric Hann window of `window` points
     out = np.zeros(T)
     out[start : start + width] = np.convolve(np.ones(width), hann / hann.sum(), mode="same")
     return out
