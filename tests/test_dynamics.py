@@ -1,12 +1,12 @@
-"""State-space analyses: PCA, the flip-flop cube, fixed points, similarity, time invariance
-(spectra and regimes: test_analysis_spectrum_lesion.py)."""
+"""State-space analyses: PCA, the flip-flop cube, similarity, time invariance (fixed points: test_fixed_points.py;
+spectra and regimes: test_analysis_spectrum_lesion.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.analysis import cube, fixed_points, invariance, similarity, states
+from jaxrnn.analysis import cube, invariance, similarity, states
 from jaxrnn.network import NetConfig, init_params
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -90,42 +90,6 @@ def test_cube_of_a_network_that_stores_bits_in_separate_units():
     # and an untrained random network does not make one
     rnd = init_params(jax.random.key(3), NetConfig(n_in=3, n_out=3, units=8, init="normal"), gain=0.5)
     assert float(cube.cube(rnd, NetConfig(n_in=3, n_out=3, units=8), seq).r2_full) < 0.99
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Fixed points
-
-
-def test_fixed_point_of_a_linear_map_is_found_and_is_a_saddle():
-    A = jnp.array([[0.5, 0.2], [0.0, 1.5]])
-    c = jnp.array([1.0, -0.5])
-    F = lambda h: A @ h + c
-    starts = jax.random.normal(jax.random.key(0), (8, 2))
-    fp = fixed_points.fixed_points(F, starts, steps=2000, lr=1e-1, tol=1e-9, merge=1e-2)
-    exact = np.linalg.solve(np.eye(2) - np.asarray(A), np.asarray(c))
-    assert len(fp.points) == 1
-    np.testing.assert_allclose(fp.points[0], exact, atol=1e-3)
-    np.testing.assert_allclose(sorted(np.abs(fp.eigvals[0])), [0.5, 1.5], atol=1e-5)
-    assert fp.kind.tolist() == ["saddle"] and fp.n_unstable.tolist() == [1]
-
-
-def test_fixed_points_of_a_two_unit_bistable_network():
-    """h = tanh(2 h) per unit: 0 and ±h* per unit, so 9 points: 4 stable, 4 saddles, 1 unstable (the origin)."""
-    cfg = NetConfig(n_in=1, n_out=1, units=2)
-    params = {"W_in": jnp.zeros((2, 1)), "W_rec": 2.0 * jnp.eye(2), "W_out": jnp.ones((1, 2)), "b_out": jnp.zeros(1)}
-    g = jnp.linspace(-1.0, 1.0, 7)
-    starts = jnp.stack(jnp.meshgrid(g, g), -1).reshape(-1, 2)
-    fp = fixed_points.fixed_points(fixed_points.network_map(params, cfg), starts, steps=2000, lr=3e-2)
-    h_star = 0.9575040240772687  # root of h = tanh(2h)
-    assert (fp.count("stable"), fp.count("saddle"), fp.count("unstable")) == (4, 4, 1)
-    stable = np.sort(np.abs(fp.points[fp.kind == "stable"]), axis=None)
-    np.testing.assert_allclose(stable, h_star, atol=1e-3)
-    np.testing.assert_allclose(fp.points[fp.kind == "unstable"][0], 0.0, atol=1e-3)
-    assert set(fp.n_unstable[fp.kind == "saddle"].tolist()) == {1}
-    # the ensemble path (vmapped over members) finds the same for two copies
-    both = jax.tree.map(lambda a: jnp.stack([a, a]), params)
-    fps = fixed_points.ensemble_fixed_points(both, cfg, jnp.stack([starts, starts]), steps=2000, lr=3e-2)
-    assert [(f.count("stable"), f.count("saddle")) for f in fps] == [(4, 4), (4, 4)]
 
 
 # ------------------------------------------------------------------------------------------------------------------

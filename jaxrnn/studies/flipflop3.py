@@ -124,7 +124,7 @@ SCALES = {
         hold=120,
         fp_starts=128,
         fp_steps=1000,
-        ref_starts=64,
+        ref_starts=512,
         n_noise=16,
         reduced="Reduced to fit 2 shared CPU cores: N = 100 (paper 400), 8 members, online protocol (fresh trials "
         "every update) with 1,200 updates of batch 64 (76,800 trials; paper: 20 epochs × 30,000 trials, batch 128, "
@@ -355,6 +355,7 @@ def _fp_rows(res: dict, ids) -> list[dict]:
                     "lambda1_re": float(f.eigvals[j, 0].real),
                     "lambda1_im": float(f.eigvals[j, 0].imag),
                     "freq_map_hz_leading_complex": float(spectrum.frequency_hz(spectrum.leading_complex(f.eigvals[j]))),
+                    "mirrored": bool(f.mirrored[j]),
                     "norm": float(np.linalg.norm(f.points[j])),
                 }
             )
@@ -544,7 +545,7 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, n
         f"{[int(np.sum(res['bit_accuracy'][i] >= 0.9)) for i in range(E)]}.",
         "",
         f"**Fixed points** of the zero-input map ({sc.fp_starts} searches per member started on its trajectory, "
-        f"Adam {sc.fp_steps} steps then 20 Newton steps, q < 1e-7, merged within 0.05): stable points per member "
+        f"{fp_mod.describe(sc.fp_steps)}): stable points per member "
         f"{stable.tolist()}; "
         f"members with exactly 8 stable points: {int(np.sum(stable == 8))}/{E}; cube vertices with a stable point "
         f"beside them (within a quarter of the smallest vertex spacing): {matched.tolist()} (8 expected). "
@@ -592,8 +593,8 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, sc, E, n
                         f"{r['bit0_accuracy']:.3f}, {r['bit1_accuracy']:.3f}, {r['bit2_accuracy']:.3f}",
                     ],
                     [
-                        "fixed points: stable / saddle / unstable",
-                        f"{r['fp_stable']} / {r['fp_saddle']} / {r['fp_unstable']} ({sc.ref_starts} searches)",
+                        "fixed points (a census of the points found)",
+                        fp_mod.census_text(ref_res["fixed"][0]),
                     ],
                     ["cube vertices with a stable fixed point", f"{r['vertices_with_stable_fp']} of 8"],
                     [
