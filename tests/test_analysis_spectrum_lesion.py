@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxrnn.analysis import spectrum
 from jaxrnn.analysis.lesion import MODES, lesion_curves, lesion_ensemble, lesion_masks
 from jaxrnn.analysis.spectrum import eigenvalues, henrici_index, spectral_summary, spectral_table
 from jaxrnn.evaluate import evaluate_on, heldout_trials
@@ -21,22 +22,63 @@ def _random_W(seed=0, n=9):
 # ---------------------------------------------------------------------------------------------------------- spectrum
 
 
+def _rotation(theta, r=1.0):
+    return r * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+
+
 def test_spectral_summary_of_diagonal_matrix():
     s = spectral_summary(np.diag([0.5, -1.2, 1.1, 0.9]))
     assert s.radius == pytest.approx(1.2)
     assert s.n_outside == 2
-    assert s.leading == pytest.approx(1.1)  # largest real part, not largest modulus
-    assert s.leading_cycles_per_step == 0.0
+    assert s.leading == pytest.approx(-1.2)  # largest modulus: a growing period-2 mode, not the largest real part
+    assert s.leading_cycles_per_step == pytest.approx(0.5) and s.leading_hz == pytest.approx(500.0)
+    assert np.isnan(s.leading_complex) and np.isnan(s.leading_complex_abs)  # no rotating mode
     assert s.henrici == pytest.approx(0.0, abs=1e-12)
+
+
+def test_leading_and_leading_complex_modes():
+    theta = 2 * np.pi / 35  # period 35 steps
+    W = np.zeros((3, 3))
+    W[:2, :2] = _rotation(theta, 0.9)
+    W[2, 2] = 0.95
+    s = spectral_summary(W)
+    assert s.leading == pytest.approx(0.95) and s.leading_hz == 0.0  # the dominant mode is real
+    assert s.leading_complex == pytest.approx(0.9 * np.exp(1j * theta))  # Im > 0 of the pair
+    assert s.leading_complex_abs == pytest.approx(0.9) and s.leading_complex_hz == pytest.approx(1000 / 35)
+    assert spectrum.leading(np.array([0.3 - 1.0j, 0.3 + 1.0j])) == pytest.approx(0.3 + 1.0j)
+    # the unit-circle tolerance: float32 rounding of |λ| = 1 is not outside, 1 + 1e-4 is
+    lam = np.array([1.0 + 1e-7, -1.0 - 1e-7, 1.0 + 1e-4, 0.5])
+    assert spectrum.n_outside(lam) == 1
+    np.testing.assert_array_equal(spectrum.n_outside(np.stack([lam, -lam, lam / 2])), [1, 1, 0])
 
 
 def test_leading_frequency_of_scaled_rotation():
     theta, r = 2 * np.pi / 35, 1.05  # period 35 steps, growing
-    W = r * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-    s = spectral_summary(W)
+    s = spectral_summary(_rotation(theta, r))
     assert s.leading_cycles_per_step == pytest.approx(1 / 35)
-    assert s.leading_hz == pytest.approx(1000 / 35)
+    assert s.leading_hz == pytest.approx(1000 / 35) and s.leading_complex_hz == pytest.approx(1000 / 35)
     assert s.n_outside == 2 and s.radius == pytest.approx(r)
+    lam = r * np.exp(1j * theta)
+    assert spectrum.frequency_hz(lam) == pytest.approx(1000 / 35)
+    assert spectrum.frequency_hz(lam, dt=0.01) == pytest.approx(100 / 35)
+    assert spectrum.freq_slides(lam) == pytest.approx(np.tan(theta) / (2 * np.pi))  # the slides' convention
+
+
+def test_regime_labels_oscillation_and_fixed_point():
+    R = _rotation(2 * np.pi / 35)
+
+    def run(W, T=400):  # a saturating rotation keeps oscillating; a contracting one settles on its fixed point
+        h, out = np.array([0.5, 0.0]), []
+        for _ in range(T):
+            h = np.tanh(W @ h)
+            out.append(h)
+        return np.array(out)[-150:]
+
+    osc = spectrum.regime(1.2 * R, run(1.2 * R))
+    fixed = spectrum.regime(0.8 * R, run(0.8 * R))
+    assert osc.label == "oscillatory" and fixed.label == "fixed-point"
+    assert osc.freq_hz == pytest.approx(1000 / 35) and osc.leading == pytest.approx(1.2 * np.exp(2j * np.pi / 35))
+    assert osc.period_power > 0.8 and fixed.speed < 1e-3 < osc.speed
 
 
 def test_henrici_index_of_nilpotent_and_orthogonal():

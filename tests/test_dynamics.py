@@ -1,11 +1,12 @@
-"""State-space analyses: PCA, the flip-flop cube, fixed points, linearization, similarity, time invariance."""
+"""State-space analyses: PCA, the flip-flop cube, similarity, time invariance (fixed points: test_fixed_points.py;
+spectra and regimes: test_analysis_spectrum_lesion.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.analysis import cube, fixed_points, invariance, linearization, similarity, states
+from jaxrnn.analysis import cube, invariance, similarity, states
 from jaxrnn.network import NetConfig, init_params
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -92,82 +93,6 @@ def test_cube_of_a_network_that_stores_bits_in_separate_units():
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Fixed points
-
-
-def test_fixed_point_of_a_linear_map_is_found_and_is_a_saddle():
-    A = jnp.array([[0.5, 0.2], [0.0, 1.5]])
-    c = jnp.array([1.0, -0.5])
-    F = lambda h: A @ h + c
-    starts = jax.random.normal(jax.random.key(0), (8, 2))
-    fp = fixed_points.fixed_points(F, starts, steps=2000, lr=1e-1, tol=1e-9, merge=1e-2)
-    exact = np.linalg.solve(np.eye(2) - np.asarray(A), np.asarray(c))
-    assert len(fp.points) == 1
-    np.testing.assert_allclose(fp.points[0], exact, atol=1e-3)
-    np.testing.assert_allclose(sorted(np.abs(fp.eigvals[0])), [0.5, 1.5], atol=1e-5)
-    assert fp.kind.tolist() == ["saddle"] and fp.n_unstable.tolist() == [1]
-
-
-def test_fixed_points_of_a_two_unit_bistable_network():
-    """h = tanh(2 h) per unit: 0 and ±h* per unit, so 9 points: 4 stable, 4 saddles, 1 unstable (the origin)."""
-    cfg = NetConfig(n_in=1, n_out=1, units=2)
-    params = {"W_in": jnp.zeros((2, 1)), "W_rec": 2.0 * jnp.eye(2), "W_out": jnp.ones((1, 2)), "b_out": jnp.zeros(1)}
-    g = jnp.linspace(-1.0, 1.0, 7)
-    starts = jnp.stack(jnp.meshgrid(g, g), -1).reshape(-1, 2)
-    fp = fixed_points.fixed_points(fixed_points.network_map(params, cfg), starts, steps=2000, lr=3e-2)
-    h_star = 0.9575040240772687  # root of h = tanh(2h)
-    assert (fp.count("stable"), fp.count("saddle"), fp.count("unstable")) == (4, 4, 1)
-    stable = np.sort(np.abs(fp.points[fp.kind == "stable"]), axis=None)
-    np.testing.assert_allclose(stable, h_star, atol=1e-3)
-    np.testing.assert_allclose(fp.points[fp.kind == "unstable"][0], 0.0, atol=1e-3)
-    assert set(fp.n_unstable[fp.kind == "saddle"].tolist()) == {1}
-    # the ensemble path (vmapped over members) finds the same for two copies
-    both = jax.tree.map(lambda a: jnp.stack([a, a]), params)
-    fps = fixed_points.ensemble_fixed_points(both, cfg, jnp.stack([starts, starts]), steps=2000, lr=3e-2)
-    assert [(f.count("stable"), f.count("saddle")) for f in fps] == [(4, 4), (4, 4)]
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Linearization
-
-
-def test_frequency_conventions_and_regime_labels():
-    theta = 2 * np.pi / 35  # one turn every 35 steps
-    lam = 1.05 * np.exp(1j * theta)
-    assert linearization.freq_map(lam) == pytest.approx(1 / 35)
-    assert linearization.freq_slides(lam) == pytest.approx(np.tan(theta) / (2 * np.pi))
-    R = 1.05 * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-    modes = linearization.leading_modes(R, k=2)
-    assert modes.n_outside == 2 and modes.radius == pytest.approx(1.05)
-
-    # a saturating rotation keeps oscillating; a contracting one settles on its fixed point
-    def run(W, T=400):
-        h, out = np.array([0.5, 0.0]), []
-        for _ in range(T):
-            h = np.tanh(W @ h)
-            out.append(h)
-        return np.array(out)[-150:]
-
-    osc = linearization.regime(1.2 * R / 1.05, run(1.2 * R / 1.05))
-    fixed = linearization.regime(0.8 * R / 1.05, run(0.8 * R / 1.05))
-    assert osc.label == "oscillatory" and fixed.label == "fixed-point"
-    assert osc.freq_map == pytest.approx(1 / 35)
-    assert osc.period_power > 0.8
-
-
-def test_jacobian_tanh_matches_autodiff():
-    cfg = NetConfig(n_in=2, n_out=1, units=8, alpha=0.3, bias=True)
-    params = init_params(jax.random.key(0), cfg)
-    params["b"] = 0.1 * jnp.arange(8.0)
-    h = 0.3 * jax.random.normal(jax.random.key(1), (8,))
-    x = jnp.array([0.5, -1.0])
-    F = fixed_points.network_map(params, cfg, x)
-    u = np.asarray(params["W_in"] @ x + params["b"])
-    J = linearization.jacobian_tanh(np.asarray(params["W_rec"]), np.asarray(h), u, alpha=0.3)
-    np.testing.assert_allclose(J, np.asarray(jax.jacfwd(F)(h)), atol=1e-5)
-
-
-# ------------------------------------------------------------------------------------------------------------------
 # Similarity
 
 
@@ -198,6 +123,27 @@ def test_similarity_matrix_and_clustering_find_two_groups():
     D = similarity.similarity_matrix(jnp.asarray(S, jnp.float32), "procrustes")
     assert D[0, 3] < 0.05 and D[0, 2] > 0.3
     np.testing.assert_array_equal(similarity.cluster_members(D, 0.2, "procrustes"), labels)
+
+
+def test_cluster_members_on_a_hand_made_distance_matrix():
+    """Members {1, 3, 4} 0.1 apart, {0, 2} 0.15 apart, member 5 alone; groups 0.8 apart except members 0 and 5 (0.7),
+    so {0, 2} and {5} are 0.75 apart on average (single linkage: 0.7, complete: 0.8)."""
+    D = np.full((6, 6), 0.8)
+    D[np.ix_([1, 3, 4], [1, 3, 4])] = 0.1
+    D[np.ix_([0, 2], [0, 2])] = 0.15
+    D[0, 5] = D[5, 0] = 0.7
+    np.fill_diagonal(D, 0.0)
+    cluster = lambda t: similarity.cluster_members(D, threshold=t, metric="procrustes").tolist()  # noqa: E731
+    # the three groups, largest first
+    assert cluster(0.2) == [1, 0, 1, 0, 0, 2]
+    np.testing.assert_array_equal(similarity.cluster_members(1.0 - D, threshold=0.2, metric="cka"), cluster(0.2))
+    assert cluster(0.15) == cluster(0.2), "a merge at exactly the threshold happens"
+    assert cluster(0.1) == [1, 0, 2, 0, 0, 3]
+    # average linkage: {0, 2} and {5} merge above 0.75, not at 0.72 (single linkage would); ties by lowest member
+    assert cluster(0.72) == cluster(0.2)
+    assert cluster(0.77) == [0, 1, 0, 1, 1, 0]
+    assert cluster(0.81) == [0] * 6
+    assert similarity.cluster_members(D[:1, :1]).tolist() == [0]
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -186,10 +186,3 @@ def lesion_curves(
             mode, f, n_removed / n_eligible, n_removed / (N * N), n_eligible[:, 0], Evaluation(*(x[m] for x in ev))
         )
     return out
-
-
-def lesion_curve(
-    task: Task, net: NetConfig, params: Params, mode: str, fractions, trials: Trial, success_at: float = 0.9
-) -> LesionCurve:
-    """`lesion_curves` for one mode."""
-    return lesion_curves(task, net, params, (mode,), fractions, trials, success_at)[mode]

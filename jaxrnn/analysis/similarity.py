@@ -71,24 +71,32 @@ def similarity_matrix(states: Array, metric: str = "cka") -> np.ndarray:
 
 
 def cluster_members(matrix: np.ndarray, threshold: float = 0.2, metric: str = "cka") -> np.ndarray:
-    """Average-linkage clusters of members.
+    """Average-linkage clusters of members (scikit-learn's `AgglomerativeClustering` on the precomputed distances).
+
+    Clusters merge while the average distance between their members is at most `threshold` (a merge at exactly the
+    threshold happens).
 
     Args:
-        matrix: (E, E) from `similarity_matrix`. threshold: largest within-cluster distance (1 − CKA for "cka",
-            radians for "procrustes") at which clusters still merge. metric: which `matrix` holds.
+        matrix: (E, E) from `similarity_matrix`. threshold: largest average distance (1 − CKA for "cka", radians for
+            "procrustes") at which two clusters still merge. metric: which `matrix` holds.
     Returns:
-        (E,) int cluster labels 0, 1, ..., largest cluster first.
+        (E,) int cluster labels 0, 1, ..., largest cluster first (ties: the cluster of the lowest member first).
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
+    from sklearn.cluster import AgglomerativeClustering
 
-    D = 1.0 - np.asarray(matrix) if metric == "cka" else np.asarray(matrix)
+    if metric not in METRICS:
+        raise ValueError(f"similarity: unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+    D = 1.0 - np.asarray(matrix, np.float64) if metric == "cka" else np.asarray(matrix, np.float64)
     D = np.clip((D + D.T) / 2, 0.0, None)
     np.fill_diagonal(D, 0.0)
     E = D.shape[0]
     if E == 1:
         return np.zeros(1, int)
-    raw = fcluster(linkage(squareform(D, checks=False), "average"), threshold, criterion="distance")
-    ids, counts = np.unique(raw, return_counts=True)
-    rank = {int(c): r for r, c in enumerate(ids[np.argsort(-counts, kind="stable")])}
-    return np.array([rank[int(c)] for c in raw], int)
+    # scikit-learn merges while the linkage distance is below distance_threshold; nextafter makes "at most" inclusive
+    raw = AgglomerativeClustering(
+        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=np.nextafter(threshold, np.inf)
+    ).fit_predict(D)
+    ids, first, counts = np.unique(raw, return_index=True, return_counts=True)
+    rank = np.empty(len(ids), int)
+    rank[np.lexsort((first, -counts))] = np.arange(len(ids))
+    return rank[np.searchsorted(ids, raw)]

@@ -99,15 +99,3 @@ def project(proj: Projection, X: Array) -> Array:
     """Scores of samples X (..., N) on the projection's axes: (..., k)."""
     X = jnp.asarray(X)
     return (X - proj.mean.reshape((1,) * (X.ndim - 1) + (-1,))) @ proj.components.T
-
-
-def pca_states(params: Params, inputs: Array, cfg: NetConfig, k: int = 3, centered: bool = True):
-    """States of one member on trials `inputs` (K, T, n_in), their top-k projection fitted on all steps of all
-    trials, and the projected trajectories.
-
-    Returns:
-        (states (K, T, N), Projection, scores (K, T, k)).
-    """
-    h = states(params, inputs, cfg)
-    proj = fit_pca(h.reshape(-1, h.shape[-1]), k, centered)
-    return h, proj, project(proj, h)

@@ -24,7 +24,7 @@ from jaxrnn import reference
 from jaxrnn.analysis import cube as cube_mod
 from jaxrnn.analysis import fixed_points as fp_mod
 from jaxrnn.analysis import invariance as inv_mod
-from jaxrnn.analysis import linearization, similarity
+from jaxrnn.analysis import similarity, spectrum
 from jaxrnn.analysis.states import ensemble_states, project
 from jaxrnn.evaluate import evaluate
 from jaxrnn.network import NetConfig
@@ -73,7 +73,7 @@ SCALES = {
         "every update) with 1,200 updates of batch 64 (76,800 trials; paper: 20 epochs × 30,000 trials, batch 128, "
         "≈ 4,700 updates), Adam lr 1e-3 with Keras decay and gradient-norm clipping at 1 (paper lr 1e-4, no "
         "clipping), no early stop.",
-        grid=dict(hold=120, fp_starts=128, fp_steps=1000, ref_starts=64, n_noise=16),
+        grid=dict(hold=120, fp_starts=128, fp_steps=1000, ref_starts=512, n_noise=16),
     ),
     "paper": Scale(
         members=20,
@@ -160,8 +160,8 @@ def analyse(params: dict, cfg: NetConfig, task, grid: dict, n_starts: int, seed:
 
     # spectrum of W_rec and the regime from the last steps of the zero-input free run
     W = np.asarray(params["W_rec"])
-    regimes = [linearization.regime(W[i], H_all[i, -_LATE:]) for i in range(E)]
-    modes = [linearization.leading_modes(W[i], k=8) for i in range(E)]
+    regimes = [spectrum.regime(W[i], H_all[i, -_LATE:]) for i in range(E)]
+    modes = [spectrum.spectral_summary(W[i]) for i in range(E)]
 
     # time-translation invariance of the response to a +1 pulse on channel 0
     stim = np.zeros((_STIM_WIDTH, task.n_in), np.float32)
@@ -226,7 +226,7 @@ def member_rows(res: dict, ids, ev=None, clusters=None, cka_ref=None) -> list[di
             leading_im=r.leading.imag,
             leading_complex_abs=abs(r.leading_complex),
             freq_slides=r.freq_slides,
-            freq_map_hz=1000.0 * r.freq_map,
+            freq_map_hz=r.freq_hz,
             regime=r.label,
             late_speed=r.speed,
             inv_min_corr=inv.min_corr[i],
@@ -256,8 +256,8 @@ def _fp_rows(res: dict, ids) -> list[dict]:
                     "abs_lambda1": float(np.abs(f.eigvals[j, 0])),
                     "lambda1_re": float(f.eigvals[j, 0].real),
                     "lambda1_im": float(f.eigvals[j, 0].imag),
-                    "freq_map_hz_leading_complex": 1000.0
-                    * float(linearization.freq_map(linearization.leading_complex(f.eigvals[j]))),
+                    "freq_map_hz_leading_complex": float(spectrum.frequency_hz(spectrum.leading_complex(f.eigvals[j]))),
+                    "mirrored": bool(f.mirrored[j]),
                     "norm": float(np.linalg.norm(f.points[j])),
                 }
             )
@@ -417,7 +417,7 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, g, E, no
         f"{[int(np.sum(res['bit_accuracy'][i] >= 0.9)) for i in range(E)]}.",
         "",
         f"**Fixed points** of the zero-input map ({g['fp_starts']} searches per member started on its trajectory, "
-        f"Adam {g['fp_steps']} steps then 20 Newton steps, q < 1e-7, merged within 0.05): stable points per member "
+        f"{fp_mod.describe(g['fp_steps'])}): stable points per member "
         f"{stable.tolist()}; "
         f"members with exactly 8 stable points: {int(np.sum(stable == 8))}/{E}; cube vertices with a stable point "
         f"beside them (within a quarter of the smallest vertex spacing): {matched.tolist()} (8 expected). "
@@ -463,10 +463,7 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, g, E, no
                     "sign accuracy of bits 0, 1, 2 on the test sequence",
                     f"{r['bit0_accuracy']:.3f}, {r['bit1_accuracy']:.3f}, {r['bit2_accuracy']:.3f}",
                 ],
-                [
-                    "fixed points: stable / saddle / unstable",
-                    f"{r['fp_stable']} / {r['fp_saddle']} / {r['fp_unstable']} ({g['ref_starts']} searches)",
-                ],
+                ["fixed points (a census of the points found)", fp_mod.census_text(ref_res["fixed"][0])],
                 ["cube vertices with a stable fixed point", f"{r['vertices_with_stable_fp']} of 8"],
                 [
                     "largest eigenvalue modulus of the Jacobian at its stable points",

@@ -18,7 +18,15 @@ from jaxrnn.studies import success_table
 from jaxrnn.studies.base import Context, Study, md_table, write_csv
 
 NAME = "spectral_migration"
-_METRICS = ("radius", "n_outside", "leading_abs", "leading_cycles_per_step", "leading_hz", "henrici")
+_METRICS = (
+    "radius",
+    "n_outside",
+    "leading_cycles_per_step",
+    "leading_hz",
+    "leading_complex_abs",
+    "leading_complex_hz",
+    "henrici",
+)
 
 
 def member_rows(results) -> list[dict]:
@@ -128,8 +136,8 @@ def run(ctx: Context) -> list[str]:
             "radius initial",
             "radius trained (IQR)",
             "outside trained (IQR)",
-            "leading |λ|",
             "leading freq (Hz)",
+            "leading complex |λ| (Hz)",
             "Henrici initial → trained",
             "radius succ / fail",
         ],
@@ -142,8 +150,8 @@ def run(ctx: Context) -> list[str]:
                 f"{s['trained_radius_median']:.3f} ({s['trained_radius_q25']:.3f}–{s['trained_radius_q75']:.3f})",
                 f"{s['trained_n_outside_median']:.0f} ({s['trained_n_outside_q25']:.0f}–"
                 f"{s['trained_n_outside_q75']:.0f})",
-                f"{s['trained_leading_abs_median']:.3f}",
                 f"{s['trained_leading_hz_median']:.1f}",
+                f"{s['trained_leading_complex_abs_median']:.3f} ({s['trained_leading_complex_hz_median']:.1f})",
                 f"{s['initial_henrici_median']:.3f} → {s['trained_henrici_median']:.3f}",
                 f"{s['trained_radius_median_success']:.3f} / {s['trained_radius_median_failure']:.3f}",
             ]
@@ -162,8 +170,9 @@ def run(ctx: Context) -> list[str]:
         table,
         "",
         f"Conventions: eigenvalues of W_rec in float64 on the host; *outside* counts |λ| > 1 + {OUTSIDE_TOL:g} (an "
-        "orthogonal matrix stored in float32 has |λ| = 1 ± 1e-7); the *leading* eigenvalue has the largest real part; "
-        "its frequency is |arg λ| / 2π cycles per step, × 1000 for Hz with 1 step = 1 ms; Henrici index = "
+        "orthogonal matrix stored in float32 has |λ| = 1 ± 1e-7); the *leading* eigenvalue has the largest modulus "
+        "(|λ| = the radius; 0 Hz when it is real), the *leading complex* one the largest modulus with Im λ ≠ 0; a "
+        "frequency is |arg λ| / 2π cycles per step, × 1000 for Hz with 1 step = 1 ms; Henrici index = "
         "sqrt(||W||_F² − Σ|λ|²) / ||W||_F (0 for a normal matrix).",
         "",
         "![eigenvalues](spectra.png)",
@@ -190,8 +199,8 @@ def run(ctx: Context) -> list[str]:
                 "original network",
                 "radius initial → trained",
                 "outside initial → trained",
-                "leading |λ| trained",
                 "leading freq trained (Hz)",
+                "leading complex |λ| trained (Hz)",
                 "Henrici trained",
                 "jaxrnn same task × init: radius, outside, Henrici (medians, successful members)",
             ],
@@ -200,8 +209,8 @@ def run(ctx: Context) -> list[str]:
                     o["network"],
                     f"{o['initial_radius']:.3f} → {o['trained_radius']:.3f}",
                     f"{o['initial_n_outside']:.0f} → {o['trained_n_outside']:.0f}",
-                    f"{o['trained_leading_abs']:.3f}",
                     f"{o['trained_leading_hz']:.1f}",
+                    f"{o['trained_leading_complex_abs']:.3f} ({o['trained_leading_complex_hz']:.1f})",
                     f"{o['trained_henrici']:.3f}",
                     _matched(o["network"], rows),
                 ]
@@ -217,7 +226,8 @@ def run(ctx: Context) -> list[str]:
         "reasons: one original network per row against a median over members; the scale's training length "
         "(reduced scales make far fewer updates than the original); and for normal init, whose random matrix "
         "already has a few eigenvalues outside the unit circle at N = 50, the initial draw.",
-        "",
+    ]
+    body += [
         "",
         f"Ensembles: {reused} of {len(results)} reused from existing run directories (the success table's), the "
         "rest trained here.",
