@@ -3,8 +3,9 @@
 The same workload (AND task, N = 50, T = 200, one epoch of 1,280 trials in batches of 128, E = 16) under:
 JAX's defaults (one multi-threaded CPU device) and one single-threaded device per core with the members sharded, with
 XLA's YNN fusions on and off (jaxrnn's default, `_platform.configure`, is off where jaxlib knows the flag); each with
-the hand-written backward pass (custom VJP) and with plain autodiff through `lax.scan`. Every variant runs in its own process (XLA reads its
-flags once), `--rounds` times interleaved, so machine load hits all of them alike; medians are reported.
+the hand-written backward pass (custom VJP) and with plain autodiff through `lax.scan`. Every variant runs in its own
+process (XLA reads its flags once), `--rounds` times interleaved, so machine load hits all of them alike; medians are
+reported.
 
     python benchmarks/trainer_setup.py [--smoke] [--units 50] [--rounds 2]
 """

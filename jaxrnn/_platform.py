@@ -3,7 +3,7 @@
 Small RNNs do not profit from XLA's intra-op (Eigen) threading on a few cores; running one single-threaded CPU
 device per core with the ensemble's member axis sharded over them (`train.fit` does the sharding) was measured 2x
 faster than one multi-threaded device (issue 8). XLA's experimental YNNPACK fusions cost time on the small matmuls of
-these networks on Intel: on a 2-core Xeon (Sapphire Rapids) the training epoch of `benchmarks/trainer_setup.py` took
+these networks on Intel: on a 2-core Xeon (Emerald Rapids) the training epoch of `benchmarks/trainer_setup.py` took
 0.074 s per network with them and 0.064 s without (median of 9; results/benchmarks/intel/trainer_setup.md), on a
 2-core AMD EPYC the two measured the same (0.094 / 0.093), so they are off by default where jaxlib knows the flag
 (jaxlib >= 0.10; an older XLA aborts on an unknown flag). XLA reads its flags once, when the JAX backend starts, so

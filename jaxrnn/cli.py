@@ -815,8 +815,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="run a throughput benchmark (benchmarks/NAME.py of a checkout)",
         description="Run benchmarks/NAME.py (ensemble_scaling, units_scaling, length_scaling, baselines, train_cli, "
-        "trainer_setup, accelerator); it writes results/benchmarks/NAME.{csv,md,png}. Options after NAME go to the "
-        "script, e.g. --smoke.",
+        "trainer_setup, accelerator, grid_sweep); it writes results/benchmarks/NAME.{csv,md,png}. Options after NAME "
+        "go to the script, e.g. --smoke.",
     )
     p.add_argument("name", metavar="NAME", help="benchmark name")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark script")

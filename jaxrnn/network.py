@@ -477,27 +477,15 @@ def outputs(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None =
 # states into a buffer carried through the loop (a carry keeps the member axis first under vmap; a stacked scan
 # output would put time first and be copied member-major once per update as the backward pass's residual); the
 # reverse scan carries the state cotangent dh and accumulates dW_rec, dW_in, dW_out and the biases' gradients per
-# step. Nothing of size (T, B, N) is copied or transposed outside the loops. Measured through `train.fit` on the
-# 2-core CPU (AND, N = 50, E = 16, 1,280 trials in batches of 128, quiet machine, medians of 5): 0.16 s per network
-# per epoch with the previous fast path (input drive precomputed, dW_rec as one matmul after the loop), 0.094 s
-# with per-step projections and gradient sums, 0.088 s with the carried state buffer. Tried and not kept (no gain
-# within the ±10% noise): (N, B) state layout, scan unrolling, storing transposed states for dW_rec, symbolic
-# zeros for unused state cotangents, XLA's YNN fusions off, glibc malloc tuning (tcmalloc neither: nothing large is
-# allocated per step any more); later, in one process each (fit, medians of 3-4 interleaved rounds): the backward
-# pass in blocks of 4 / 8 / 20 steps with dW_rec, dW_in, db, dW_out as one contraction per block (0.088 / 0.107 /
-# 0.116 vs 0.085), dW_rec, dW_in and db as one dot with [h_prev, x_t, 1] (0.086; with dW_out after the loop 0.085;
-# and the readout too 0.091; vs 0.080), tanh as 1 - 2 / (exp(2z) + 1) (faster alone in a scan, 0.090 vs 0.089 in fit),
-# XLA's oneDNN dots (0.11 / 0.093 vs 0.084 / 0.076) and YNN / XNN individual dots (within noise). The remaining time
-# is the three small batched matmuls per step (30-55 GFLOP/s per core here) and their fused elementwise work. Same
-# math as `forward`, tested against autodiff through it (tests/test_fast.py).
+# step. Nothing of size (T, B, N) is copied or transposed outside the loops. Same math as `forward`, tested against
+# autodiff through it (tests/test_fast.py). What it costs and which variants measured slower: results/benchmarks/.
 
 #: Below this many inputs (outputs), the per-step input projection (readout) is a sum of broadcast products.
 _SMALL_K = 4
 
-#: Time steps per iteration of the two scans of `_rnn` (`lax.scan(unroll=...)`); None: 1 on CPU (unrolling measured
-#: no gain there), 8 on accelerators, where every iteration costs kernel launches (H100, AND, N = 50, time per update:
-#: E = 20: 4.1 ms at 1, 2.9 ms at 8; flip-flop T = 1010: 20.6 -> 14.4 ms; E = 2048: 110 -> 118 ms). Read when
-#: a config is first compiled (`train.compiled` caches).
+#: Time steps per iteration of the two scans of `_rnn` (`lax.scan(unroll=...)`); None: 1 on CPU, 8 on accelerators,
+#: where every iteration costs kernel launches (measured: results/benchmarks/accelerator.md). Read when a config is
+#: first compiled (`train.compiled` caches).
 _UNROLL: int | None = None
 
 

@@ -33,7 +33,8 @@ def test_benchmark_smoke(name, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["ensemble_scaling", "units_scaling", "length_scaling", "baselines", "trainer_setup", "accelerator"]
+    "name",
+    ["ensemble_scaling", "units_scaling", "length_scaling", "baselines", "trainer_setup", "accelerator", "grid_sweep"],
 )
 def test_benchmark_smoke_slow(name, tmp_path):
     _smoke(name, tmp_path)
