@@ -567,6 +567,7 @@ def _cmd_study(args) -> int:
         options=options,
         command=" ".join(["jaxrnn", *args.argv]),
         progress=not args.no_progress,
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None,
     )
     print(out)
     return 0
@@ -795,6 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--run", metavar="RUN_DIR", help="analyse this run directory instead of training (lesion, flipflop3)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--tasks", metavar="T1,T2", help="only these tasks of the scale (success_table, spectral_migration)")
     _add_network_options(p, study=True)
     p.set_defaults(func=_cmd_study)
 

@@ -57,6 +57,10 @@ def test_registry_and_validation(tmp_path):
         study("memory_delay", options={"cell": "gru"}, out=tmp_path / "x")
     with pytest.raises(ValueError, match="--run applies to"):
         study("success_table", run=tmp_path, out=tmp_path / "x")
+    with pytest.raises(ValueError, match="--tasks: xor not in the study's tasks"):
+        study("success_table", tasks=("xor",), out=tmp_path / "x")  # the smoke scale has AND only
+    with pytest.raises(ValueError, match="does not sweep tasks"):
+        study("memory_delay", tasks=("and",), out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 

@@ -212,6 +212,7 @@ def run_study(
     options: dict | None = None,
     command: str | None = None,
     progress: bool = False,
+    tasks: tuple[str, ...] | None = None,
 ) -> Path:
     """Run `study` at `scale` and write `out` (default `results/<name>`): its files and `report.md`.
 
@@ -219,7 +220,7 @@ def run_study(
         members: E per condition (default: the scale's). run: a run directory to analyse (studies with
             `takes_run`). options: network options (`study.options`). command: the command line to record (the
             CLI passes its own; from Python the equivalent `jaxrnn study` command is recorded). progress: progress
-            bars on stderr.
+            bars on stderr. tasks: only these of the scale's tasks (studies whose scale sweeps tasks), in order.
     Returns:
         The output directory.
     Raises:
@@ -241,11 +242,23 @@ def run_study(
         raise ValueError(f"study {study.name!r} takes no network option {', '.join(refused)} ({takes})")
     if run is not None and not study.takes_run:
         raise ValueError(f"study {study.name!r} trains its own ensembles; --run applies to lesion and flipflop3")
+    sc = study.scales[scale]
+    if tasks:
+        if "tasks" not in sc.grid:
+            raise ValueError(f"study {study.name!r} does not sweep tasks; --tasks applies to success_table, "
+                             "spectral_migration")  # fmt: skip
+        bad = [t for t in tasks if t not in sc.grid["tasks"]]
+        if bad:
+            raise ValueError(f"--tasks: {', '.join(bad)} not in the study's tasks ({', '.join(sc.grid['tasks'])})")
+        sc = dataclasses.replace(
+            sc,
+            grid={**sc.grid, "tasks": tuple(tasks)},
+            reduced=f"{sc.reduced} Only the tasks {', '.join(tasks)} (`--tasks`).",
+        )
     out = runs.check_dir_out(Path(out) if out is not None else Path("results") / study.name)
     if run is not None:
         load_meta(run)  # a readable run directory, before anything is written
-    sc = study.scales[scale]
-    command = command or _python_command(study.name, scale, members, out, run, options)
+    command = command or _python_command(study.name, scale, members, out, run, {**options, "tasks": tasks})
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     _ignore_runs(out)
@@ -261,6 +274,9 @@ def _python_command(name, scale, members, out, run, options) -> str:
     args = [f"--scale {scale}"] + ([f"--members {members}"] if members else []) + [f"--out {out}"]
     args += [f"--run {run}"] if run else []
     for k, v in options.items():
+        if v is None:
+            continue
+        v = ",".join(v) if isinstance(v, (tuple, list)) else v
         args.append(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}"))
     return f"jaxrnn study {name} {' '.join(args)} (run from Python)"
 
