@@ -64,16 +64,23 @@ SCALES = {
             n_train=3200,
             batch_size=64,
             protocol="online",
+            alpha=0.2,
             lr=1e-3,
             clip_norm=1.0,
             threshold=0.0,
             n_eval=256,
         ),
-        reduced="Reduced to fit 2 shared CPU cores: N = 100 (paper 400), 8 members, online protocol (fresh trials "
-        "every update) with 1,200 updates of batch 64 (76,800 trials; paper: 20 epochs × 30,000 trials, batch 128, "
-        "≈ 4,700 updates), Adam lr 1e-3 with Keras decay and gradient-norm clipping at 1 (paper lr 1e-4, no "
-        "clipping), no early stop.",
-        grid=dict(hold=120, fp_starts=128, fp_steps=1000, ref_starts=512, n_noise=16),
+        reduced="Reduced to fit 2 CPU cores: N = 100 (paper 400), leak a = dt/tau = 0.2 (the tutorial's Keras "
+        "SimpleRNN is a = 1), training trials of T = 700 steps (paper 340; the same pulse schedule, so every trial "
+        "ends with a hold of 330-518 steps), 8 members, online protocol (fresh trials every update) with 1,200 updates "
+        "of batch 64 (76,800 trials; paper: 20 epochs × 30,000 trials, batch 128, ≈ 4,700 updates), Adam lr 1e-3 "
+        "with Keras decay and gradient-norm clipping at 1 (paper lr 1e-4, no clipping), no early stop. Measured "
+        "before choosing it (4-8 members each): at a = 1 (N = 100 or 200, T = 340 or 700) members held at most 2 "
+        "bits and none succeeded; at a = 0.2 on T = 340 trials every member succeeded on the task's trials but held "
+        "the slow bits only in slowly decaying activity (1-2 bits held on the 480-step holds of the test sequence, "
+        "no stable points at the vertices, also after 3,000 updates); on T = 700 trials every member held 3 bits in "
+        "a cube of attractors.",
+        grid=dict(task={"T": 700}, hold=120, fp_starts=128, fp_steps=1000, ref_starts=512, n_noise=16),
     ),
     "paper": Scale(
         members=20,
@@ -119,6 +126,26 @@ def _match_vertices(centroids_full: np.ndarray, stable: np.ndarray) -> tuple[int
     return int(np.sum(nearest < 0.25 * spacing)), nearest
 
 
+def _edge_saddles(centroids_full: np.ndarray, patterns: np.ndarray, saddles: np.ndarray) -> int:
+    """How many of the cube's edges (pairs of memory states whose patterns differ in one bit; 12 for 3 bits) have a
+    saddle with one unstable mode between their two memory states: within a quarter of the edge's length of the
+    segment joining them, its projection on the segment in the middle 80% (the saddles that mediate a bit flip in
+    Sussillo & Barak 2013 and the 2023 tutorial's picture)."""
+    if len(saddles) == 0:
+        return 0
+    edges = [(i, j) for i in range(len(patterns)) for j in range(i + 1, len(patterns))
+             if np.sum(patterns[i] != patterns[j]) == 1]  # fmt: skip
+    found = 0
+    for i, j in edges:
+        a, b = centroids_full[i], centroids_full[j]
+        ab = b - a
+        length = np.linalg.norm(ab)
+        t = (saddles - a) @ ab / max(length**2, 1e-12)
+        dist = np.linalg.norm(saddles - (a + np.clip(t, 0, 1)[:, None] * ab), axis=1)
+        found += bool(np.any((dist < 0.25 * length) & (t > 0.1) & (t < 0.9)))
+    return found
+
+
 def analyse(params: dict, cfg: NetConfig, task, grid: dict, n_starts: int, seed: int = 0) -> dict:
     """Every analysis of the study for the members of `params` (member axis first); `grid`: the scale's sizes.
 
@@ -148,12 +175,14 @@ def analyse(params: dict, cfg: NetConfig, task, grid: dict, n_starts: int, seed:
     starts = jax.vmap(lambda k, h: fp_mod.sample_starts(k, h, n_starts, noise=0.02))(keys, jnp.asarray(H))
     fixed = fp_mod.ensemble_fixed_points(params, cfg, starts, steps=grid["fp_steps"])
     centroids_full = np.asarray(jax.vmap(lambda h: cube_mod.centroids(h, seq.label, 2**task.n_bits))(jnp.asarray(H)))
-    matched, nearest, stable_pc = [], [], []
+    matched, nearest, stable_pc, edges = [], [], [], []
     for i, f in enumerate(fixed):
         st = f.points[f.kind == "stable"]
         m, d = _match_vertices(centroids_full[i], st)
         matched.append(m)
         nearest.append(d)
+        one_mode = f.points[(f.kind == "saddle") & (f.n_unstable == 1)]
+        edges.append(_edge_saddles(centroids_full[i], seq.patterns, one_mode))
         proj_i = jax.tree.map(lambda a, i=i: a[i], cubes.projection)
         stable_pc.append(np.asarray(project(proj_i, jnp.asarray(st, jnp.float32))) if len(st) else np.zeros((0, 3)))
     log("fixed points done; spectra, similarity, invariance")
@@ -184,6 +213,7 @@ def analyse(params: dict, cfg: NetConfig, task, grid: dict, n_starts: int, seed:
         scores=np.asarray(jax.vmap(lambda p, h: project(p, h))(cubes.projection, jnp.asarray(H))),
         vertices_matched=np.asarray(matched),
         vertex_distance=np.asarray(nearest),
+        edges_with_saddle=np.asarray(edges),
         stable_pc=stable_pc,
         regimes=regimes,
         modes=modes,
@@ -216,7 +246,10 @@ def member_rows(res: dict, ids, ev=None, clusters=None, cka_ref=None) -> list[di
             fp_unstable=f.count("unstable"),
             fp_converged=f.n_converged,
             fp_starts=f.n_starts,
+            bits_held=int(np.sum(res["bit_accuracy"][i] >= 0.9)),
             vertices_with_stable_fp=int(res["vertices_matched"][i]),
+            fp_saddle_1mode=int(np.sum((f.kind == "saddle") & (f.n_unstable == 1))),
+            edges_with_1mode_saddle=int(res["edges_with_saddle"][i]),
             stable_fp_max_abs_lambda=float(np.max(np.abs(f.eigvals[f.kind == "stable", 0])))
             if f.count("stable")
             else float("nan"),
@@ -283,7 +316,7 @@ def run(ctx: Context) -> list[str]:
     if ctx.run is not None:
         trained = ctx.use(ctx.run)
     else:
-        cfg = sc.config(make_task("flipflop3"))
+        cfg = sc.config(make_task("flipflop3", **g.get("task", {})))
         trained = ctx.train(cfg, f"flipflop3_N{cfg.units}")
     cfg = trained.config
     task = cfg.task
@@ -388,17 +421,25 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, g, E, no
     regimes = [r["regime"] for r in rows]
     inv = res["invariance"]
     off = M[~np.eye(E, dtype=bool)] if E > 1 else np.array([np.nan])
-    held = np.array([int(np.sum(res["bit_accuracy"][i] >= 0.9)) for i in range(E)])
-    ratio = np.array([r["axis_ratio"] for r in rows])
+    held = np.array([r["bits_held"] for r in rows])
+    three = held == 3
+    n3 = int(three.sum())
+    sub = lambda key: np.array([r[key] for r in rows], float)[three]  # noqa: E731
+    edges = np.array([r["edges_with_1mode_saddle"] for r in rows])
+    ref = ref_rows[0]
+    ref_census = fp_mod.census(ref_res["fixed"][0])
+    growth = fp_mod.census_growth(ref_res["fixed"][0], [n for n in (32, 64, 128, 256, 512) if n <= g["ref_starts"]])
     lines = [
         "## Reading",
         "",
-        f"Members hold {held.tolist()} of the 3 bits (median {np.median(held):g}). The training loss of this task "
-        "falls in steps of about 0.21 (one bit each; zero output 0.63): a member that holds k bits sits near "
-        f"{0.21:g} × (3 − k). Members holding fewer than 3 bits have a collapsed cube (shortest over longest bit axis "
-        f"median {np.median(ratio):.3f}): their 8 memory states fall on 2^k points, the cube score R² stays near 1 "
-        "because a degenerate parallelepiped is still linear in the bits, and at most 2^k stable fixed points can "
-        "sit at distinct vertices. Judge the ensemble's cubes by R² together with the axis ratio and the bits held.",
+        f"{n3} of {E} members hold all 3 bits (bits held per member: {held.tolist()}; a bit is held when the sign of "
+        "its output is right on ≥ 90% of the settled steps of the noise-free 8-pattern test sequence, whose slowest "
+        f"bit is held for {4 * g['hold']} steps) and {int(ev.success.sum())} of {E} succeed on held-out trials of the "
+        "training task. A member that holds k < 3 bits has a collapsed cube: its 8 memory states fall on 2^k points, "
+        "the cube score R² can still read near 1 (a degenerate parallelepiped is linear in the bits) while the axis "
+        "ratio is near 0. So the cube statistics below are computed over the members that hold 3 bits"
+        + (f" (n = {n3})" if n3 else " (none does: there is no cube to describe)")
+        + "; the table lists every member's bits held and axis ratio beside its R².",
         "",
         "## Results",
         "",
@@ -406,23 +447,86 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, g, E, no
         f"(range {ev.mse.min():.4f}–{ev.mse.max():.4f}); {int(ev.success.sum())}/{E} members succeed; zero output "
         "scores MSE ≈ 0.63.",
         "",
-        "**Cube score** (R² of the linear fit of the 8 memory-state centroids on the 3 bits, in the top-3 PCs of "
-        f"the noise-free 8-state test sequence; 1 = parallelepiped, ≈ 0.43 = random points): {_summary(res['r2'])}. "
-        f"In the full state space: {_summary(res['r2_full'])}. With the tutorial's uncentred SVD instead of PCA: "
-        f"{_summary(res['r2_svd'])}. Angles between the bit axes (90° = cube): "
-        f"{_summary(res['angles'].ravel())} degrees. Variance in the top 3 PCs: "
-        f"{_summary(res['evr'].sum(1))}. Shortest over longest bit axis (near 0: one bit is not stored and the cube "
-        f"collapses to a square, which R² alone does not see): {_summary([r['axis_ratio'] for r in rows])}. Bits "
-        "held (sign of each output right on ≥ 90% of the settled steps of the test sequence) per member: "
-        f"{[int(np.sum(res['bit_accuracy'][i] >= 0.9)) for i in range(E)]}.",
+        md_table(
+            ["member", "bits held", "success", "cube R²", "axis ratio", "stable points", "saddles (1 unstable mode)",
+             "vertices with a stable point", "edges with a 1-mode saddle", "searches converged"],  # fmt: skip
+            [
+                [
+                    r["member"],
+                    r["bits_held"],
+                    "yes" if r.get("success") else "no",
+                    f"{r['cube_r2']:.3f}",
+                    f"{r['axis_ratio']:.3f}",
+                    r["fp_stable"],
+                    f"{r['fp_saddle']} ({r['fp_saddle_1mode']})",
+                    f"{r['vertices_with_stable_fp']} / 8",
+                    f"{r['edges_with_1mode_saddle']} / 12",
+                    f"{r['fp_converged']} / {r['fp_starts']}",
+                ]
+                for r in rows
+            ],
+        ),
         "",
-        f"**Fixed points** of the zero-input map ({g['fp_starts']} searches per member started on its trajectory, "
-        f"{fp_mod.describe(g['fp_steps'])}): stable points per member "
-        f"{stable.tolist()}; "
-        f"members with exactly 8 stable points: {int(np.sum(stable == 8))}/{E}; cube vertices with a stable point "
-        f"beside them (within a quarter of the smallest vertex spacing): {matched.tolist()} (8 expected). "
-        f"Saddles per member: {[r['fp_saddle'] for r in rows]}. Largest |λ| of the Jacobian at a member's stable "
-        f"points (linearized memory decay per step): {_summary([r['stable_fp_max_abs_lambda'] for r in rows])}.",
+        f"**The cube, over the {n3} members that hold 3 bits** (R² of the linear fit of the 8 memory-state centroids "
+        "on the 3 bits, in the top-3 PCs of the test sequence; 1 = parallelepiped, ≈ 0.43 = random points): "
+        + (
+            f"{_summary(sub('cube_r2'))}. In the full state space: {_summary(sub('cube_r2_full'))}. With the "
+            f"tutorial's uncentred SVD instead of PCA: {_summary(sub('cube_r2_uncentred_svd'))}. Angles between the "
+            f"bit axes (90° = cube): {_summary(np.concatenate([sub(k) for k in ('angle_01', 'angle_02', 'angle_12')]))}"
+            f" degrees. Variance in the top 3 PCs: {_summary(sub('pc3_variance'))}. Shortest over longest bit axis: "
+            f"{_summary(sub('axis_ratio'))}."
+            if n3
+            else "none."
+        ),
+        "",
+        f"**Fixed points**, a census of the points found ({g['fp_starts']} searches per member started on its "
+        f"trajectory, {fp_mod.describe(g['fp_steps'])}): stable points per member {stable.tolist()}; members with a "
+        f"stable point beside each of the 8 vertices (within a quarter of the smallest vertex spacing): "
+        f"{int(np.sum(matched == 8))}/{E} ({int(np.sum(matched[three] == 8))}/{n3} of those holding 3 bits). "
+        f"Saddles per member: {[r['fp_saddle'] for r in rows]}, of them with one unstable mode "
+        f"{[r['fp_saddle_1mode'] for r in rows]}. Largest |λ| of the Jacobian at a member's stable points (linearized "
+        f"memory decay per step): {_summary([r['stable_fp_max_abs_lambda'] for r in rows])}. A census counts what "
+        "the searches reached: more starts find more saddles (see the reference network's growth below).",
+        "",
+        "## Beside the tutorial's network and the 2023 paper",
+        "",
+        "The 2023 tutorial's picture of a trained 3-bit flip-flop: the 8 memory states at the vertices of a cube in "
+        "the top-3 principal components, 8 stable fixed points beside them, and saddles between them that mediate "
+        "the bit flips.",
+        "",
+        md_table(
+            ["claim", f"jaxrnn members holding 3 bits (n = {n3})", "the tutorial's network (N = 400)"],
+            [
+                [
+                    "a cube in the top-3 PCs: R² / variance in 3 PCs / axis ratio",
+                    f"{np.median(sub('cube_r2')):.3f} / {np.median(sub('pc3_variance')):.3f} / "
+                    f"{np.median(sub('axis_ratio')):.3f} (medians)" if n3 else "—",
+                    f"{ref['cube_r2']:.3f} / {ref['pc3_variance']:.3f} / {ref['axis_ratio']:.3f}",
+                ],
+                [
+                    "a stable fixed point beside each of the 8 vertices",
+                    f"{int(np.sum(matched[three] == 8))} of {n3} members (vertices matched: "
+                    f"{matched[three].tolist()})" if n3 else "—",
+                    f"{ref['vertices_with_stable_fp']} of 8 vertices",
+                ],
+                [
+                    "saddles between adjacent memory states (edges of the cube with a 1-mode saddle)",
+                    f"median {np.median(edges[three]):.0f} of 12 ({edges[three].tolist()})" if n3 else "—",
+                    f"{ref['edges_with_1mode_saddle']} of 12",
+                ],
+            ],
+        ),
+        "",
+        f"The reference network's census ({ref_census['starts']} searches, {ref_census['converged']} converged): "
+        f"{ref_census['stable']} stable points, {ref_census['saddle']} saddles (by number of unstable modes: "
+        f"{ref_census['saddle_modes']}), {ref_census['unstable']} unstable; {ref_census['found']} reached by a search "
+        f"and {ref_census['mirrored']} added as the mirror −h of a point found (the zero-input map of a tanh network "
+        "without bias is odd). How it grows with the number of starts:",
+        "",
+        md_table(
+            ["starts", "converged", "points", "stable", "saddles", "unstable"],
+            [[r["starts"], r["converged"], r["points"], r["stable"], r["saddle"], r["unstable"]] for r in growth],
+        ),
         "",
         f"**Spectrum and regime**: spectral radius of W_rec {_summary([r['radius'] for r in rows])}; eigenvalues "
         f"outside the unit circle {[r['n_outside_unit_circle'] for r in rows]}; frequency of the leading complex "
