@@ -52,23 +52,12 @@ def parser(name: str, doc: str) -> argparse.ArgumentParser:
     return p
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment() -> dict:
     """Device, versions, flags and load: written at the top of every report."""
     dev = jax.local_devices()[0]
     return {
         "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}",
-        "cpu": cpu_model(),
+        "cpu": _platform.cpu_model(),
         "cores": _platform.cores(),
         "local_devices": jax.local_device_count(),
         "jax": jax.__version__,

@@ -107,6 +107,20 @@ def _backend_started() -> bool:
         return True
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; elsewhere what `platform` says)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def tcmalloc_path() -> str | None:
     """Path of an installed tcmalloc (for LD_PRELOAD), or None."""
     for directory in ("/usr/lib/*", "/usr/lib", "/usr/lib64", "/usr/local/lib"):

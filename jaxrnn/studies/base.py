@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxrnn import runs
+from jaxrnn import _platform, runs
 from jaxrnn.grid import Grid
 from jaxrnn.store import Run, load_meta
 from jaxrnn.tasks import Task
@@ -403,21 +403,10 @@ def environment() -> str:
     return "\n".join(
         [
             f"- device: {', '.join(str(d) for d in jax.devices())} ({jax.devices()[0].device_kind})",
-            f"- CPU: {_cpu_model()}, {os.cpu_count()} cores visible; Python {platform.python_version()}, "
+            f"- CPU: {_platform.cpu_model()}, {os.cpu_count()} cores visible; Python {platform.python_version()}, "
             f"jax {jax.__version__}, numpy {np.__version__}",
         ]
     )
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def write_report(ctx: Context, body: list[str], wall_seconds: float) -> Path:
