@@ -612,8 +612,3 @@ def forward_batch(params: Params, inputs: Array, cfg: NetConfig, noise: Array | 
         float(cfg.alpha), cfg.activation, W_rec, params["W_in"], b, params["W_out"], params["b_out"], h0, x, noise
     )
     return jnp.swapaxes(outs, 0, 1), jnp.swapaxes(states, 0, 1)
-
-
-def outputs_batch(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None) -> Array:
-    """The readout (B, T, n_out) of one network on a batch of trials (B, T, n_in), fast backward pass."""
-    return forward_batch(params, inputs, cfg, noise)[0]

@@ -33,7 +33,6 @@ from jaxrnn.grid import Grid
 from jaxrnn.store import Run, StoreError
 from jaxrnn.train import Ensemble, Hparams, TrainConfig, default_chunk, fit, resolve
 
-MODES = ("new", "resume", "complete")
 #: Entries a run directory may hold besides its files without being "not empty" (temporaries, the lock).
 _IGNORED = (store.LOCK,)
 
@@ -389,7 +388,6 @@ class ProgressBar:
 
 
 __all__ = [
-    "MODES",
     "Progress",
     "ProgressBar",
     "check_dir_out",

@@ -317,12 +317,6 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def read_csv(path: Path) -> list[dict]:
-    """Rows of a CSV written by `write_csv` (values as strings)."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def sem(x: np.ndarray, axis: int = 0) -> np.ndarray:
     """Standard error of the mean along `axis` (NaN-aware; 0 for a single value)."""
     x = np.asarray(x, np.float64)
