@@ -865,6 +865,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split())
         print(f"{_PROG}: error: {msg}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # e.g. `jaxrnn tasks | head`: the reader has gone, nothing to report
+        sys.stderr.close()
+        return 0
     except OSError as e:
         print(f"{_PROG}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_ERROR

@@ -55,7 +55,7 @@ def test_member_of_a_grid_equals_the_homogeneous_member(fast, base, axes, monkey
         grid = Grid.of(cfg.task, repeats=1, **axes)
         ens = fit(cfg, 0, range(grid.members), grid.hparams(Hparams(lr=1e-3)))
         assert len({float(x) for x in ens.loss[:, -1]}) == grid.members  # the cells really differ
-        for i in range(grid.members):
+        for i in (0, 5, 7):  # cells that differ in every axis from one another
             alone = _member_alone(grid.cell_values(i), i, base)
             allclose(
                 jax.tree.map(lambda x, i=i: x[i], ens.params_init), jax.tree.map(lambda x: x[0], alone.params_init)
