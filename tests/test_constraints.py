@@ -18,13 +18,26 @@ from jaxrnn.network import (
     recurrent_weights,
 )
 from jaxrnn.tasks import make_task
-from jaxrnn.train import Hparams, TrainConfig, fit, make_loss, penalties
+from jaxrnn.train import Hparams, TrainConfig, fit, make_loss, penalties, resolve, switches
 
 TASK = make_task("and", T=40, pulse_start=5, response_start=25)
 
 
 def _trials(n=8, seed=0):
     return jax.vmap(TASK.sample)(jax.random.split(jax.random.key(seed), n))
+
+
+def _one_member(cfg):
+    """The numbers of one member of `cfg` (its own values) and the switches they turn on."""
+    resolved = resolve(cfg, Hparams(), 1)
+    return jax.tree.map(lambda a: jnp.asarray(a[0]), resolved), switches(resolved)
+
+
+def _loss(cfg):
+    """`loss(params, trials, noise_key) -> (total, mse)` of one member of `cfg`."""
+    hp, on = _one_member(cfg)
+    loss_fn = make_loss(cfg, on)
+    return lambda params, trials, key: loss_fn(params, trials, key, hp)
 
 
 def test_dale_excitatory_count_is_exact_and_signs_per_column():
@@ -129,8 +142,9 @@ def test_project_init_is_the_projected_plain_matrix(axis, init, sparsity):
 def test_projection_touches_only_the_constrained_entries():
     """Wrong-signed W_rec entries (and negative W_in with nonneg_input) become 0; everything else is left as it is."""
     cfg = NetConfig(n_in=2, n_out=1, units=6, bias=True, train_h0=True, dale_axis="post", nonneg_input=True, **PROJECT)
-    shapes = {k: v.shape for k, v in init_params(jax.random.key(0), cfg).items()}
-    p = {k: jax.random.normal(jax.random.key(i), shape) for i, (k, shape) in enumerate(shapes.items())}
+    p0 = init_params(jax.random.key(0), cfg)
+    p = {k: jax.random.normal(jax.random.key(i), v.shape) for i, (k, v) in enumerate(p0.items())}
+    p["signs"] = p0["signs"]  # the unit signs are fixed data, not a weight
     q = project_constraints(p, cfg)
     W, Wq = np.asarray(p["W_rec"]), np.asarray(q["W_rec"])
     rows_sign = np.where(np.arange(6) < cfg.n_exc, 1.0, -1.0)[:, None]
@@ -138,7 +152,7 @@ def test_projection_touches_only_the_constrained_entries():
     np.testing.assert_array_equal(Wq[right], W[right])
     assert np.all(Wq[~right] == 0) and np.any(~right)
     np.testing.assert_array_equal(q["W_in"], np.maximum(p["W_in"], 0.0))
-    for k in ("W_out", "b_out", "b", "h0"):
+    for k in ("W_out", "b_out", "b", "h0", "signs"):
         np.testing.assert_array_equal(q[k], p[k])
     jax.tree.map(np.testing.assert_array_equal, project_constraints(q, cfg), q)  # idempotent
     # without nonneg_input W_in is free; without any projection nothing changes
@@ -202,7 +216,7 @@ def test_noise_changes_loss_only_when_on_and_is_deterministic():
     for name, kw in (("off", {}), ("rec", dict(rec_noise=0.5)), ("in", dict(in_noise=0.5))):
         cfg = TrainConfig(TASK, units=8, batch_size=8, n_train=8, alpha=0.5, **kw)
         params = init_params(jax.random.key(0), cfg.net)
-        loss_fn = jax.jit(make_loss(cfg))
+        loss_fn = jax.jit(_loss(cfg))
         a, b, c = (loss_fn(params, trials, jax.random.key(k))[1] for k in (1, 1, 2))
         assert float(a) == float(b)  # same key, same noise
         assert (float(a) == float(c)) == (name == "off")  # another key changes the loss only with noise on
@@ -216,15 +230,15 @@ def test_l2_penalties_add_the_stated_terms():
     cfg = TrainConfig(TASK, units=8, batch_size=8, n_train=8, dale=True, l2_weights=0.01, l2_rates=0.1)
     params = init_params(jax.random.key(0), cfg.net)
     params = {**params, "W_rec": params["W_rec"] - 0.02}
-    total, mse = make_loss(cfg)(params, trials, jax.random.key(0))
-    total0, mse0 = make_loss(base)(params, trials, jax.random.key(0))
+    total, mse = _loss(cfg)(params, trials, jax.random.key(0))
+    total0, mse0 = _loss(base)(params, trials, jax.random.key(0))
     states = jax.vmap(lambda x: forward(params, x, cfg.net)[1])(trials.inputs)
     W_eff = recurrent_weights(params, cfg.net)
     want = 0.01 * sum(float(jnp.sum(w**2)) for w in (params["W_in"], W_eff, params["W_out"]))
     want += 0.1 * float(jnp.mean(states**2))
     assert float(mse) == pytest.approx(float(mse0)) and float(total0) == pytest.approx(float(mse0))
     assert float(total - mse) == pytest.approx(want, rel=1e-4)
-    assert float(penalties(params, states, cfg)) == pytest.approx(want, rel=1e-4)
+    assert float(penalties(params, states, cfg, *_one_member(cfg))) == pytest.approx(want, rel=1e-4)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
