@@ -361,6 +361,8 @@ def run(ctx: Context) -> list[str]:
     fixed_pc.append(ref_res["stable_pc"][0])
     plots.cubes(cents, names, titles, figs / "cubes.png", fixed=fixed_pc)
     best = int(np.nanargmax(res["r2"]))
+    for stale in figs.glob("trajectory_member*.png"):  # an earlier run's best member
+        stale.unlink()
     plots.trajectory_3d(
         res["scores"][best],
         res["seq"].label,
