@@ -191,6 +191,8 @@ def test_ei_spectrum_smoke(tmp_path):
     for method in ei_spectrum.METHODS.values():
         assert method.label in report
     assert "as the original code" in report and "Dale's law" in report and "ring index" in report
+    assert "Disc or ring per method and init" in report and "the projected init, untrained" in report
+    assert len(_rows(out / "projected_init.csv")) == len(sc.grid["inits"]) * 2 * len(sc.grid["conditions"])
     checked = 0
     for path in sorted(p for p in (out / "runs").iterdir() if p.is_dir()):
         run = load_run(path)
@@ -240,6 +242,26 @@ def test_ei_shape_rule_and_axes():
     params = {"W_rec": np.abs(W), "W_in": np.ones((3, 12, 2))}
     params["W_in"][1, 0, 0] = -0.1
     np.testing.assert_array_equal(ei_spectrum.sign_violations(params, net), [72, 73, 72])  # 6 I rows × 12
+
+
+def test_ei_projected_init_is_ring_or_disc_as_predicted():
+    """jaxrnn's projected init (plain matrix, wrong signs zeroed) at N = 300: an orthogonal matrix becomes the
+    predicted annulus (a ring), a normal one the predicted disc, both of outer radius 0.584 on either axis, with one
+    outlier near (2f - 1) sqrt(N / 2π) when f != 0.5."""
+    rows = ei_spectrum.projected_init(300, (0.5, 0.8))
+    assert len(rows) == 2 * 2 * 2
+    for r in rows:
+        assert ei_spectrum.shape_of(r["ring_index"]) == ("ring" if r["init"] == "orthogonal" else "disc"), r
+        assert r["q10"] == pytest.approx(r["predicted_q10"], abs=0.03) and r["q90"] == pytest.approx(
+            r["predicted_q90"], abs=0.03
+        )
+        if r["e_fraction"] == 0.8:
+            assert r["largest"] == pytest.approx(r["predicted_outlier"], rel=0.1) and r["third_largest"] < 0.7
+        else:
+            assert r["largest"] < 0.8
+    assert ei_spectrum.PROJ_INNER == pytest.approx(0.399, abs=1e-3) and ei_spectrum.PROJ_OUTER == pytest.approx(
+        0.584, abs=1e-3
+    )
 
 
 def test_ei_dependence_permutation_test():

@@ -266,6 +266,7 @@ def plot_ei_spectra(
         ax.tick_params(labelsize=5)
     axes[0, 0].legend(fontsize=4, loc="lower left", markerscale=3)
     fig.suptitle("Eigenvalues of W_eff (E/I), all members: initial (grey) vs trained", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     return _save(fig, path)
 
 

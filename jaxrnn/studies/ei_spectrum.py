@@ -31,6 +31,16 @@ after the first update: one update apart), and store the effective matrix. Every
 variant with an RNN bias, global-norm clipping 0.5 and the original's early-stop threshold; the scale states what else
 it changes (N, epochs, trials, members, leak, learning rate).
 
+**What the projection does to the init** (`projected_init`, checked at a large N by the study itself). Zeroing the
+wrong-signed entries of a matrix Q keeps (Q + S|Q|) / 2, S the ±1 signs of the units (rows or columns): half of Q plus
+S|Q| / 2, whose mean is rank one, S·1ᵀ sqrt(2/π) / (2 sqrt(N)) for Q with entries of variance 1/N, and whose centred
+part has entries of variance σ² / N with σ² = (1 − 2/π) / 4, uncorrelated with Q. Treating the two parts as free
+(an assumption; the check below is what supports it) the spectrum of Q / 2 + σC (C circular) is, for Q orthogonal
+(eigenvalues on the unit circle), the annulus 1/4 − σ² ≤ |λ|² ≤ 1/4 + σ², i.e. 0.399 ≤ |λ| ≤ 0.584, and for Q
+Ginibre (a disc of radius 1) the disc |λ| ≤ sqrt(1/4 + σ²) = 0.584; the rank-one mean adds one outlier near
+(2f − 1) sqrt(N / (2π)) (0 for the original's f = 0.5). So the projected init already is a ring (orthogonal) or a disc
+(normal) of outer radius 0.584 whatever f and N, before any training.
+
 Eigenvalues of each member's effective W_rec are computed on the host in float64, before and after training.
 Definitions (per member):
 
@@ -60,8 +70,9 @@ against the spread across members within a condition (pooled standard deviation)
 between-condition variance (`_permutation_p`).
 
 Writes `ei_spectrum.csv` (one row per method × init × condition), `ei_members.csv` (one row per member),
-`eigenvalues.png` (complex plane per method × init × condition), `radius.png` (disc radius vs E fraction and vs N)
-and `report.md`; trained ensembles go to `<out>/runs/<method>_<init>_e<fraction>_N<units>` and are reused.
+`projected_init.csv` (the check above), `eigenvalues.png` (complex plane per method × init × condition), `radius.png`
+(disc radius vs E fraction and vs N) and `report.md`; trained ensembles go to
+`<out>/runs/<method>_<init>_e<fraction>_N<units>` and are reused.
 """
 
 from __future__ import annotations
@@ -69,10 +80,12 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import jax
 import numpy as np
 
 from jaxrnn.analysis.spectrum import eigenvalues
 from jaxrnn.evaluate import wilson_interval
+from jaxrnn.network import NetConfig, init_params
 from jaxrnn.store import Run
 from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, write_csv
 from jaxrnn.tasks import make_task
@@ -87,6 +100,10 @@ GAP_FACTOR = 60.0  # above the largest top-5 gap / spacing (54) of 600 plain Gin
 ORIGINAL_RANK = 7  # the original code's radius: the 7th largest |λ|
 RING_THRESHOLD = 0.5  # ring index of a uniform annulus whose hole is 37.8% of its outer radius
 PERMUTATIONS = 2000
+#: the projection of the init (module docstring): σ² of the centred part, inner and outer radius, outlier per sqrt(N)
+PROJ_SIGMA2 = (1 - 2 / math.pi) / 4
+PROJ_INNER = math.sqrt(0.25 - PROJ_SIGMA2)  # sqrt(1 / (2π)) = 0.399, orthogonal init only
+PROJ_OUTER = math.sqrt(0.25 + PROJ_SIGMA2)  # sqrt(1/2 - 1 / (2π)) = 0.584
 #: the radii whose dependence on the E fraction and N is tested: (member column, name in the report)
 RADII = (("trained_disc_radius", "disc radius R_q"), ("trained_original_radius", "original radius (7th |λ|)"))
 
@@ -119,7 +136,8 @@ ORIGINAL_TASK = dict(T=290, pulse_start=60, response_start=100, onset_jitter=50,
 ORIGINAL_THRESHOLD = 9e-5
 ORIGINAL_CLIP = 0.5
 
-# grid: "methods" (keys of METHODS), "inits", "conditions" ((E fraction, N) pairs), "task" (AND parameters).
+# grid: "methods" (keys of METHODS), "inits", "conditions" ((E fraction, N) pairs), "task" (AND parameters),
+# "check_units" (N of the untrained projected-init check, `projected_init`).
 SCALES = {
     "smoke": Scale(
         members=2,
@@ -142,6 +160,7 @@ SCALES = {
             "methods": tuple(METHODS),
             "inits": ("orthogonal",),
             "conditions": ((0.8, 10),),
+            "check_units": 40,
             "task": dict(T=100, pulse_start=10, response_start=40, onset_jitter=10, noise=0.0),
         },
     ),
@@ -159,8 +178,8 @@ SCALES = {
             threshold=ORIGINAL_THRESHOLD,
         ),
         reduced=(
-            "Reduced to about 35-40 minutes on the 2 shared CPU cores (measured before choosing, under load: 22, 40 "
-            "and 155 ms per network-update at N = 50, 100, 200, and about 25 s of compilation per ensemble). "
+            "Sized for 30-40 minutes of training on the 2 shared CPU cores (measured before choosing, under load: 22, "
+            "40 and 155 ms per network-update at N = 50, 100, 200, and about 25 s of compilation per ensemble). "
             "Conditions: N = 50, 100, 200 at E fraction 0.5 (the original's) and E fractions 0.5, 0.65, 0.8 at "
             "N = 100, a cross rather than the full grid (original: N = 450, E fraction 0.5); 4 members per condition "
             "(original: 5); 4 epochs × 3,200 trials = 200 updates per member (original: 20 × 15,000, about 4,700 "
@@ -174,6 +193,7 @@ SCALES = {
             "methods": tuple(METHODS),
             "inits": INITS,
             "conditions": ((0.5, 50), (0.5, 100), (0.5, 200), (0.65, 100), (0.8, 100)),
+            "check_units": 1000,
             "task": ORIGINAL_TASK,
         },
     ),
@@ -197,6 +217,7 @@ SCALES = {
             "methods": tuple(METHODS),
             "inits": INITS,
             "conditions": tuple((f, n) for f in (0.5, 0.65, 0.8) for n in (50, 100, 200, 450)),
+            "check_units": 1000,
             "task": ORIGINAL_TASK,
         },
     ),
@@ -213,6 +234,57 @@ def ensembles(ctx: Context) -> dict[tuple[str, str, float, int], Run]:
                 cfg = ctx.scale.config(task, init=init, units=n, e_fraction=f, bias=True, **METHODS[method].changes)
                 out[(method, init, f, n)] = ctx.train(cfg, f"{method}_{init}_e{f:g}_N{n}")
     return out
+
+
+def projected_init(units: int, fractions, inits=INITS, seed: int = 0) -> list[dict]:
+    """The check of the projected init (module docstring): one untrained network per init × axis × E fraction at N =
+    `units`, drawn by jaxrnn's own init (`init_params`, projection method, W_in >= 0), its |λ| quantiles beside the
+    predicted annulus / disc and outlier. One row per network."""
+    rows = []
+    for init in inits:
+        for axis in ("post", "pre"):
+            for f in fractions:
+                net = NetConfig(
+                    n_in=2,
+                    n_out=1,
+                    units=units,
+                    bias=True,
+                    init=init,
+                    dale=True,
+                    e_fraction=f,
+                    dale_method="project",
+                    dale_axis=axis,
+                    nonneg_input=True,
+                )
+                W = init_params(jax.random.key(seed), net)["W_rec"]
+                mag = np.sort(np.abs(eigenvalues(W)))
+                q10, q90 = np.quantile(mag, INNER_QUANTILE), np.quantile(mag, BULK_QUANTILE)
+                inner = PROJ_INNER if init == "orthogonal" else 0.0
+                rows.append(
+                    dict(
+                        init=init,
+                        dale_axis=axis,
+                        e_fraction=f,
+                        units=units,
+                        q10=q10,
+                        q90=q90,
+                        ring_index=q10 / q90,
+                        third_largest=mag[-3],
+                        largest=mag[-1],
+                        predicted_inner=inner,
+                        predicted_outer=PROJ_OUTER,
+                        predicted_ring_index=annulus_ring_index(inner / PROJ_OUTER),
+                        predicted_q10=PROJ_OUTER * _annulus_quantile(inner / PROJ_OUTER, INNER_QUANTILE),
+                        predicted_q90=PROJ_OUTER * _annulus_quantile(inner / PROJ_OUTER, BULK_QUANTILE),
+                        predicted_outlier=abs(2 * net.n_exc / units - 1) * math.sqrt(units / (2 * math.pi)),
+                    )
+                )
+    return rows
+
+
+def _annulus_quantile(hole: float, q: float) -> float:
+    """The q-quantile of |λ| uniform on the annulus hole ≤ |λ| ≤ 1."""
+    return math.sqrt(hole**2 + q * (1 - hole**2))
 
 
 def _class_of(W: np.ndarray, n_exc: int, axis: str) -> np.ndarray:
@@ -296,8 +368,7 @@ def spectrum_stats(eigs: np.ndarray, r_pred: np.ndarray) -> dict[str, np.ndarray
 def annulus_ring_index(hole: float) -> float:
     """Ring index (10th / 90th percentile of |λ|) of eigenvalues uniform on an annulus with inner radius `hole`
     (outer radius 1): the calibration of `RING_THRESHOLD`."""
-    a2 = hole**2
-    return math.sqrt((a2 + INNER_QUANTILE * (1 - a2)) / (a2 + BULK_QUANTILE * (1 - a2)))
+    return _annulus_quantile(hole, INNER_QUANTILE) / _annulus_quantile(hole, BULK_QUANTILE)
 
 
 def shape_of(ring_index: float) -> str:
@@ -392,6 +463,9 @@ def dependence(member_rows: list[dict], key: str, by: str, fixed: dict, rng: np.
         return None
     groups = [np.array([r[key] for r in sel if r[by] == v]) for v in values]
     medians = [_median(g) for g in groups]
+    start = key.replace("trained_", "initial_", 1)
+    every = [r for r in member_rows if all(r[k] == v for k, v in fixed.items())]
+    initial = [_median([r[start] for r in every if r[by] == v]) for v in values] if start in every[0] else None
     finite = [m for m in medians if np.isfinite(m)]
     dof = sum(len(g) - 1 for g in groups if len(g) > 1)
     pooled = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups if len(g) > 1) / dof) if dof else float("nan")
@@ -399,6 +473,7 @@ def dependence(member_rows: list[dict], key: str, by: str, fixed: dict, rng: np.
     return dict(
         values=values,
         medians=medians,
+        initial=initial,
         counts=[len(g) for g in groups],
         spread=spread,
         mean=float(np.mean(finite)) if finite else float("nan"),
@@ -421,9 +496,11 @@ def _fmt_dep(d: dict, by: str, what: str) -> str:
         if not np.isfinite(d["p"]) or d["p"] >= 0.05
         else f"depends on {name} ({d['spread'] / d['mean']:.0%} of the mean across {name})"
     )
+    at_init = f" (at init, every member: {', '.join(f'{x:.3f}' for x in d['initial'])})" if d.get("initial") else ""
     return (
-        f"{what} by {name}: {pts}; spread of the medians {d['spread']:.3f} = {ratio:.1f} × the member standard "
-        f"deviation within a condition ({d['pooled_sd']:.3f}), permutation p = {d['p']:.3g}: **{verdict}**."
+        f"{what} by {name}: {pts}{at_init}; spread of the medians {d['spread']:.3f} = {ratio:.1f} × the member "
+        f"standard deviation within a condition ({d['pooled_sd']:.3f}), permutation p = {d['p']:.3g}: "
+        f"**{verdict}**."
     )
 
 
@@ -464,6 +541,42 @@ def verdicts(member_rows: list[dict], rows: list[dict], methods, inits, conditio
     return lines
 
 
+def shape_table(member_rows: list[dict], methods, inits) -> str:
+    """Disc or ring per method × init: learned members, ring index at init (every member) and trained (learned
+    members: median and range), the shape by `RING_THRESHOLD`, and the trained disc radius R_q (learned members)."""
+    out = []
+    for method in methods:
+        for init in inits:
+            mine = [r for r in member_rows if r["method"] == method and r["init"] == init]
+            ok = [r for r in mine if r["success"]]
+            ring0 = _median([r["initial_ring_index"] for r in mine])
+            ring = np.array([r["trained_ring_index"] for r in ok])
+            rq = np.array([r["trained_disc_radius"] for r in ok])
+            out.append(
+                [
+                    method,
+                    init,
+                    f"{len(ok)} / {len(mine)}",
+                    f"{ring0:.2f} ({shape_of(ring0)})",
+                    f"{np.median(ring):.2f} ({ring.min():.2f}–{ring.max():.2f})" if ok else "—",
+                    f"**{shape_of(float(np.median(ring)))}**" if ok else "n/a (none learned)",
+                    f"{np.median(rq):.3f} ({rq.min():.3f}–{rq.max():.3f})" if ok else "—",
+                ]
+            )
+    return md_table(
+        [
+            "method",
+            "init",
+            "learned",
+            "ring index at init (shape)",
+            "ring index trained, learned (range)",
+            "shape trained",
+            "R_q trained, learned (range)",
+        ],
+        out,
+    )
+
+
 def _r(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if np.isfinite(x) else "—"
 
@@ -484,7 +597,7 @@ def _condition_table(rows: list[dict]) -> str:
             "predicted radius trained",
             "ring index initial / trained",
             "shape trained",
-            "smallest |λ| trained",
+            "smallest \\|λ\\| trained",
             "spectral radius trained",
         ],
         [
@@ -521,6 +634,10 @@ def run(ctx: Context) -> list[str]:
     member_rows, rows, eigs = analyse(results)
     write_csv(out / "ei_members.csv", member_rows)
     write_csv(out / "ei_spectrum.csv", rows)
+    fractions = sorted({f for f, _ in grid["conditions"]})
+    projected = [] if grid["methods"] == ("abs",) else projected_init(grid["check_units"], fractions, grid["inits"])
+    if projected:
+        write_csv(out / "projected_init.csv", projected)
     plot_ei_spectra(eigs, out / "eigenvalues.png")
     plot_ei_radius(rows, out / "radius.png")
     task = make_task("and", **grid["task"])
@@ -580,6 +697,12 @@ def run(ctx: Context) -> list[str]:
         f"({PERMUTATIONS} relabellings, seed 0), with the spread of the condition medians against the member "
         "standard deviation within a condition. Measured here:",
         "",
+        "Disc or ring per method and init (pooled over the conditions):",
+        "",
+        shape_table(member_rows, grid["methods"], grid["inits"]),
+        "",
+        "Per method and init, with the radius against the E fraction and N:",
+        "",
         *verdicts(member_rows, rows, grid["methods"], grid["inits"], grid["conditions"]),
         "",
         f"Task learning: {successes} of {total} members learned over all conditions; the verdicts use those only."
@@ -591,6 +714,7 @@ def run(ctx: Context) -> list[str]:
             else " Every condition has learned members."
         ),
         "",
+        *_projected_section(projected),
         "## Definitions",
         "",
         "Eigenvalues of the effective recurrent matrix W_eff in float64 on the host. **Disc radius R_q** = q90 / "
@@ -608,6 +732,56 @@ def run(ctx: Context) -> list[str]:
         "methods start from the plain matrix with its wrong-signed entries zeroed (about half of them).",
     ]
     return body
+
+
+def _projected_section(rows: list[dict]) -> list[str]:
+    """The report's section on the untrained projected init (`projected_init`)."""
+    if not rows:
+        return []
+    table = md_table(
+        [
+            "init",
+            "sign per",
+            "E fraction",
+            "N",
+            "q10 \\|λ\\| (predicted)",
+            "q90 \\|λ\\| (predicted)",
+            "ring index (predicted)",
+            "3rd largest \\|λ\\|",
+            "largest \\|λ\\| (predicted outlier)",
+        ],
+        [
+            [
+                r["init"],
+                "receiving unit" if r["dale_axis"] == "post" else "presynaptic unit",
+                f"{r['e_fraction']:g}",
+                r["units"],
+                f"{r['q10']:.3f} ({r['predicted_q10']:.3f})",
+                f"{r['q90']:.3f} ({r['predicted_q90']:.3f})",
+                f"{r['ring_index']:.2f} ({r['predicted_ring_index']:.2f})",
+                f"{r['third_largest']:.3f}",
+                f"{r['largest']:.3f} ({r['predicted_outlier']:.3f})"
+                if r["predicted_outlier"] > 0
+                else f"{r['largest']:.3f} (none)",
+            ]
+            for r in rows
+        ],
+    )
+    return [
+        f"## Why: the projected init, untrained (N = {rows[0]['units']}, one network each, `projected_init.csv`)",
+        "",
+        "Zeroing the wrong-signed entries of Q keeps Q / 2 plus a part whose mean is rank one and whose centred "
+        f"entries have variance σ²/N, σ² = (1 − 2/π)/4 = {PROJ_SIGMA2:.4f}. If the two parts are free (the "
+        "assumption this table checks), an orthogonal Q gives the annulus "
+        f"{PROJ_INNER:.3f} ≤ |λ| ≤ {PROJ_OUTER:.3f} and a Ginibre Q the disc |λ| ≤ {PROJ_OUTER:.3f}, for every E "
+        "fraction and N, and the mean adds one outlier near (2f − 1)·sqrt(N/(2π)); at f = 0.5 the mean is nilpotent "
+        "(its one eigenvalue is 0), so no outlier is predicted at leading order, though it can push a few eigenvalues "
+        "past the edge (largest |λ| below). Predicted quantiles are those of a "
+        "uniform annulus / disc with these radii. Drawn by jaxrnn's own init (projection method, W_in >= 0):",
+        "",
+        table,
+        "",
+    ]
 
 
 STUDY = Study(
