@@ -95,7 +95,7 @@ call = compile + train; training = median of {repeats} more calls (other seeds).
 compiled program per delay (the lr is data in both), {len(delays)} here.
 
 Separate / grid: first call (compile + train) {ratio_first:.2f}x, training alone {ratio_train:.2f}x. Per point, the
-separate first calls took {', '.join(f'{t:.1f}' for t in per_first)} s.
+separate first calls took {", ".join(f"{t:.1f}" for t in per_first)} s.
 """
     C.write(NAME, a.out, rows, env, "A sweep as one grid ensemble vs separate ensembles", body)
     print(body)

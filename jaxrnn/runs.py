@@ -179,9 +179,7 @@ def train_run(
                 (run_dir / name).unlink(missing_ok=True)
         store.write_config(
             run_dir,
-            store.run_meta(
-                config, seed=seed, hparams=hparams, members=ids, complete=False, command=command, grid=grid
-            ),
+            store.run_meta(config, seed=seed, hparams=hparams, members=ids, complete=False, command=command, grid=grid),
         )
         start = int(np.min(state.epoch)) if state is not None else 0
         if log is not None:

@@ -154,7 +154,20 @@ class Run(NamedTuple):
         import jax
 
         take = lambda tree: jax.tree.map(lambda x: np.asarray(x)[index], tree)  # noqa: E731
-        return self._replace(ensemble=take(self.ensemble), evaluation=take(self.evaluation))
+        E = len(self.members)
+
+        def per_member(v):  # a value given per member is cut with them; a shared one stays
+            if isinstance(v, (list, tuple, np.ndarray)) and not isinstance(v, str) and len(v) == E:
+                return np.asarray(v)[index].tolist()
+            return v
+
+        fields = {k: per_member(v) for k, v in self.hparams._asdict().items() if k != "task"}
+        if self.hparams.task:
+            from jaxrnn.train import _task_values
+
+            kept = [_task_values(self.config.task, self.hparams.task, i, E) for i in np.arange(E)[index]]
+            fields["task"] = {k: [m[k] for m in kept] for k in self.hparams.task}
+        return self._replace(hparams=Hparams(**fields), ensemble=take(self.ensemble), evaluation=take(self.evaluation))
 
     def cells(self) -> list[tuple[dict, np.ndarray]]:
         """(the grid values of a cell, the member positions in it) for every cell; one cell ({}, all) without a

@@ -66,6 +66,7 @@ NOISE_STREAM = 0x4015E  # training-noise keys: fold_in(member_key, NOISE_STREAM)
 #: reference it is tested against). Read when a config is first compiled (`compiled` caches).
 _FAST_BACKWARD = True
 
+
 class Hparams(NamedTuple):
     """The numbers of a run that may differ between the members of ONE compiled program (DESIGN.md §2).
 

@@ -114,6 +114,10 @@ def test_grid_run_directory_columns_resume_and_show(tmp_path, capsys):
         (v["lr"], v["delay"]) for v in (grid.cell_values(grid.cell_of(i)) for i in range(8))
     ]
     assert [values for values, _ in run.cells()] == [grid.cell_values(c) for c in range(4)]
+    for values, idx in run.cells():  # a cell's subset carries its members and their own numbers only
+        cell = run.subset(idx)
+        assert len(cell.members) == 2 and cell.value("lr") == f"{values['lr']:g}"
+        assert cell.hparams.task["delay"] == [values["delay"]] * 2
     again = train_run(tmp_path / "run", cfg, grid=grid, n_eval=16)  # the same grid: complete, reused
     assert again.origin == "loaded"
     with pytest.raises(ValueError, match="different config"):

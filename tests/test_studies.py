@@ -17,6 +17,7 @@ import pytest
 
 from jaxrnn.analysis.lesion import lesion_ensemble
 from jaxrnn.evaluate import evaluate
+from jaxrnn.network import NetConfig
 from jaxrnn.store import load_run
 from jaxrnn.studies import SCALES, STUDIES, Study, ei_spectrum, memory, run_study, success_table
 from jaxrnn.studies import lesion as lesion_study
@@ -172,22 +173,130 @@ def test_memory_curves(results, name):
 
 
 def test_ei_spectrum_smoke(tmp_path):
+    """Every method × init × condition is a row (methods named as in the report), the report states the methods, and
+    the projection-method runs keep every constrained sign (W_rec per its axis, W_in >= 0), initial and trained."""
     out = study("ei_spectrum", out=tmp_path / "ei_spectrum")
     sc = ei_spectrum.SCALES["smoke"]
+    assert set(sc.grid["methods"]) == {"abs", "project_post", "project_pre"}
     rows = _rows(out / "ei_spectrum.csv")
-    assert [(r["init"], float(r["e_fraction"]), int(r["units"])) for r in rows] == [
-        (i, f, n) for i in ei_spectrum.INITS for f in sc.grid["fractions"] for n in sc.grid["units"]
+    assert [(r["method"], r["init"], float(r["e_fraction"]), int(r["units"])) for r in rows] == [
+        (m, i, f, n) for m in sc.grid["methods"] for i in sc.grid["inits"] for f, n in sc.grid["conditions"]
     ]
     for r in rows:
+        assert r["method_label"] == ei_spectrum.METHODS[r["method"]].label
+        assert r["dale_axis"] == ("post" if r["method"] == "project_post" else "pre")
         assert int(r["n_exc"]) == int(np.floor(float(r["e_fraction"]) * int(r["units"]) + 0.5))
-        assert 0 < _f(r, "trained_bulk_radius_median") <= _f(r, "trained_spectral_radius_median")
-        assert 0 <= _f(r, "trained_ring_index_median") <= 1
-    assert len(_rows(out / "ei_members.csv")) == sc.members * len(rows)
+        assert int(r["sign_violations"]) == 0
+        assert 0 < _f(r, "initial_disc_radius_median") and 0 <= _f(r, "initial_ring_index_median") <= 1
+        assert r["initial_shape"] in ("disc", "ring")
+        if int(r["successes"]) == 0:  # trained statistics are over learned members only
+            assert r["trained_disc_radius_median"] == "" and r["trained_shape"] == "n/a"
+    members = _rows(out / "ei_members.csv")
+    assert len(members) == sc.members * len(rows)
+    assert {m["method"] for m in members} == set(sc.grid["methods"])
     report = (out / "report.md").read_text()
-    for fact in ("command:", "scale: **smoke**", "cores visible", "bulk radius", "](eigenvalues.png)", "](radius.png)"):
+    for fact in ("command:", "scale: **smoke**", "cores visible", "](eigenvalues.png)", "](radius.png)"):
         assert fact in report
-    run = load_run(next(p for p in (out / "runs").iterdir() if p.is_dir()))
-    assert run.config.dale and run.config.e_fraction == sc.grid["fractions"][0]
+    for method in ei_spectrum.METHODS.values():
+        assert method.label in report
+    assert "as the original code" in report and "Dale's law" in report and "ring index" in report
+    assert "Disc or ring per method and init" in report and "the projected init, untrained" in report
+    assert len(_rows(out / "projected_init.csv")) == len(sc.grid["inits"]) * 2 * len(sc.grid["conditions"])
+    checked = 0
+    for path in sorted(p for p in (out / "runs").iterdir() if p.is_dir()):
+        run = load_run(path)
+        net = run.config.net
+        assert net.dale and net.bias and run.config.clip_norm == ei_spectrum.ORIGINAL_CLIP
+        assert run.config.task.onset_jitter == sc.grid["task"]["onset_jitter"]
+        if net.dale_method != "project":
+            continue
+        assert net.nonneg_input and path.name.startswith("project_" + net.dale_axis)
+        signs = np.asarray(run.ensemble.params_init["signs"])  # (E, N): each member's E fraction is its own
+        fractions = np.asarray(run.hparams.e_fraction, float)
+        np.testing.assert_array_equal((signs > 0).sum(1), np.floor(fractions * net.units + 0.5))
+        assert np.all(signs[:, :-1] >= signs[:, 1:])  # the excitatory units first
+        np.testing.assert_array_equal(run.ensemble.params_final["signs"], signs)
+        for stage in ("init", "final"):
+            p = run.effective(stage)
+            W = np.asarray(p["W_rec"])
+            exc = signs > 0
+            exc = exc[:, None, :] if net.dale_axis == "pre" else exc[:, :, None]
+            assert np.all(np.where(exc, W >= 0, W <= 0)), (path.name, stage)
+            assert np.all(np.asarray(p["W_in"]) >= 0), (path.name, stage)
+            if stage == "init":  # the projection zeroed the wrong-signed entries of the plain init: about half
+                assert 0.3 < np.mean(W == 0) < 0.7, path.name
+        checked += 1
+    assert checked == 2 * len({n for _, n in sc.grid["conditions"]})  # one ensemble per projection method and N
+
+
+def test_ei_shape_rule_and_axes():
+    """The ring index calls a Ginibre spectrum a disc and an orthogonal one a ring; the annulus formula behind the
+    threshold matches sampled annuli; the predicted radius of the "post" axis is that of the transpose on "pre";
+    the sign check counts wrong-signed entries."""
+    rng = np.random.default_rng(0)
+    ginibre = np.linalg.eigvals(rng.standard_normal((200, 200)) / np.sqrt(200))
+    q, _ = np.linalg.qr(rng.standard_normal((200, 200)))
+    stats = ei_spectrum.spectrum_stats(np.stack([ginibre, np.linalg.eigvals(q)]), np.ones(2))
+    assert stats["ring_index"][0] == pytest.approx(np.sqrt(0.1 / 0.9), abs=0.05)
+    assert [ei_spectrum.shape_of(x) for x in stats["ring_index"]] == ["disc", "ring"]
+    assert stats["original_radius"][1] == pytest.approx(1.0) and stats["min_modulus"][1] == pytest.approx(1.0)
+    for hole in (0.0, 0.378, 0.7):
+        r = np.sqrt(hole**2 + (1 - hole**2) * rng.uniform(size=20000))  # uniform on the annulus
+        index = np.quantile(r, 0.1) / np.quantile(r, 0.9)
+        assert ei_spectrum.annulus_ring_index(hole) == pytest.approx(index, abs=0.01)
+    assert ei_spectrum.annulus_ring_index(0.378) == pytest.approx(ei_spectrum.RING_THRESHOLD, abs=0.002)
+    W = rng.standard_normal((3, 12, 12)) + np.where(np.arange(12) < 8, 1.0, -1.0)[None, :, None]
+    np.testing.assert_allclose(
+        ei_spectrum.predicted_radius(W, 8, "post"), ei_spectrum.predicted_radius(np.swapaxes(W, 1, 2), 8, "pre")
+    )
+    assert not np.allclose(ei_spectrum.predicted_radius(W, 8, "post"), ei_spectrum.predicted_radius(W, 8, "pre"))
+    net = NetConfig(
+        n_in=2, n_out=1, units=12, dale=True, e_fraction=0.5, dale_method="project", dale_axis="post", nonneg_input=True
+    )
+    params = {"W_rec": np.abs(W), "W_in": np.ones((3, 12, 2))}
+    params["W_in"][1, 0, 0] = -0.1
+    np.testing.assert_array_equal(ei_spectrum.sign_violations(params, net), [72, 73, 72])  # 6 I rows × 12
+
+
+def test_ei_projected_init_is_ring_or_disc_as_predicted():
+    """jaxrnn's projected init (plain matrix, wrong signs zeroed) at N = 300: an orthogonal matrix becomes the
+    predicted annulus (a ring), a normal one the predicted disc, both of outer radius 0.584 on either axis, with one
+    outlier near (2f - 1) sqrt(N / 2π) when f != 0.5."""
+    rows = ei_spectrum.projected_init(300, (0.5, 0.8))
+    assert len(rows) == 2 * 2 * 2
+    for r in rows:
+        assert ei_spectrum.shape_of(r["ring_index"]) == ("ring" if r["init"] == "orthogonal" else "disc"), r
+        assert r["q10"] == pytest.approx(r["predicted_q10"], abs=0.03) and r["q90"] == pytest.approx(
+            r["predicted_q90"], abs=0.03
+        )
+        if r["e_fraction"] == 0.8:
+            assert r["largest"] == pytest.approx(r["predicted_outlier"], rel=0.1) and r["third_largest"] < 0.7
+        else:
+            assert r["largest"] < 0.8
+    assert ei_spectrum.PROJ_INNER == pytest.approx(0.399, abs=1e-3) and ei_spectrum.PROJ_OUTER == pytest.approx(
+        0.584, abs=1e-3
+    )
+
+
+def test_ei_dependence_permutation_test():
+    """Radii drawn from one distribution across conditions show no dependence; shifted ones do; a condition where
+    nothing learned is left out of the comparison."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for shift, label in ((0.0, "same"), (0.3, "shifted")):
+        for n in (50, 100, 200):
+            for _ in range(6):
+                value = 1.0 + rng.normal(0, 0.05) + shift * np.log2(n / 50)
+                rows.append(dict(method=label, init="normal", e_fraction=0.5, units=n, success=True, r=value))
+    rows.append(dict(method="same", init="normal", e_fraction=0.5, units=400, success=False, r=5.0))
+    fixed = dict(init="normal", e_fraction=0.5)
+    same = ei_spectrum.dependence(rows, "r", "units", dict(fixed, method="same"), np.random.default_rng(0))
+    shifted = ei_spectrum.dependence(rows, "r", "units", dict(fixed, method="shifted"), np.random.default_rng(0))
+    assert same["values"] == [50, 100, 200, 400] and same["counts"] == [6, 6, 6, 0]
+    assert same["p"] > 0.05 and shifted["p"] < 0.01
+    assert shifted["spread"] == pytest.approx(0.6, abs=0.1) and same["spread"] < 0.15
+    assert "no detectable dependence" in ei_spectrum._fmt_dep(same, "units", "R")
+    assert "depends on N" in ei_spectrum._fmt_dep(shifted, "units", "R")
 
 
 def test_success_table_with_network_options(tmp_path):

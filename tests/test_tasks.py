@@ -242,3 +242,40 @@ def test_jit_once_per_task():
     f(jax.random.split(jax.random.key(5), 4))
     assert f._cache_size() == 1
     assert jnp.asarray(1).dtype == jnp.int32
+
+
+def test_gate_onset_jitter_default_unchanged_and_shifts_input_and_target_together():
+    """The default gate trial is the one drawn before `onset_jitter` existed (the same two keys, recomputed here by
+    hand); with jitter (the E/I study's trial: pulse at 60 + d, target from 100 + d, d uniform on 1..50) the pulses
+    and the response onset move by the same d, drawn per trial, and one compiled sampler serves both."""
+    task = make_task("and")
+    keys = jax.random.split(KEY, 64)
+    tr, clean = batch(task, 64), batch(task.replace(noise=0.0), 64)
+    t = np.arange(task.T)[:, None]
+    for k, key in enumerate(keys[:8]):
+        key_bits, key_noise = jax.random.split(key)
+        c = int(jax.random.randint(key_bits, (), 0, 4))
+        pulses = np.array([c >> 1, c & 1], np.float32)[None, :] * ((t >= 30) & (t < 50))
+        np.testing.assert_array_equal(clean.inputs[k], pulses)
+        noise = 0.1 * np.asarray(jax.random.normal(key_noise, (task.T, 2), jnp.float32))
+        np.testing.assert_allclose(tr.inputs[k], pulses + noise, rtol=0, atol=1e-6)  # float32 rounding of std · n
+        np.testing.assert_array_equal(tr.targets[k, :, 0], np.where(t[:, 0] >= 70, float(c == 3), 0.0))
+    jittered = task.replace(T=290, pulse_start=60, response_start=100, onset_jitter=50, noise=0.0)
+    f = jax.jit(jax.vmap(jittered.sample, in_axes=(0, None)))
+    keys = jax.random.split(KEY, 512)
+    tj = jax.tree.map(np.asarray, f(keys, jittered.default_params()))
+    onset = np.argmax(tj.response[:, :, 0] > 0, axis=1) - 100
+    assert onset.min() == 1 and onset.max() == 50 and len(np.unique(onset)) > 40
+    for k in range(512):
+        d, c = onset[k], tj.condition[k]
+        pulsed = np.nonzero(tj.inputs[k].any(axis=1))[0]
+        if c == 0:
+            assert pulsed.size == 0
+        else:
+            np.testing.assert_array_equal(pulsed, np.arange(60 + d, 80 + d))
+        np.testing.assert_array_equal(tj.targets[k, :, 0], np.where(np.arange(290) >= 100 + d, float(c == 3), 0.0))
+    off = jittered.default_params() | {"onset_jitter": jnp.asarray(0, jnp.int32)}
+    none = jax.tree.map(np.asarray, f(keys, off))
+    assert np.all(np.argmax(none.response[:, :, 0] > 0, axis=1) == 100) and f._cache_size() == 1
+    with pytest.raises(ValueError, match="onset_jitter"):
+        make_task("and", onset_jitter=131)

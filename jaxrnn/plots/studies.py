@@ -259,73 +259,97 @@ def plot_grid_heatmaps(
     return _save(fig, path)
 
 
-def plot_ei_spectra(eigs: dict[tuple[str, float, int], tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
-    """Complex-plane eigenvalues of W_eff of E/I networks, all members overlaid, initial (grey) vs trained (colour):
-    one row per init × E fraction, one column per N, with the unit circle.
+_METHOD_COLORS = {"abs": "tab:green", "project_post": "tab:red", "project_pre": "tab:purple"}
+
+
+def plot_ei_spectra(
+    eigs: dict[tuple[str, str, float, int], tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path
+) -> Path:
+    """Complex-plane eigenvalues of W_eff of E/I networks, all members overlaid: initial (grey), trained members that
+    learned (colour of the method) and those that did not (black, small); one row per method × init, one column per
+    (E fraction, N) condition, with the unit circle.
 
     Args:
-        eigs: {(init, e_fraction, units): (initial (E, N), trained (E, N))} complex eigenvalues.
+        eigs: {(method, init, e_fraction, units): (initial (E, N), trained (E, N), learned (E,) bool)}.
         path: PNG to write.
     """
-    rows = list(dict.fromkeys((i, f) for i, f, _ in eigs))
-    cols = list(dict.fromkeys(n for _, _, n in eigs))
+    rows = list(dict.fromkeys((m, i) for m, i, _, _ in eigs))
+    cols = list(dict.fromkeys((f, n) for _, _, f, n in eigs))
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.3 * len(cols), 2.3 * len(rows)), squeeze=False)
     circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
-    for (init, f, n), (e0, e1) in eigs.items():
-        ax = axes[rows.index((init, f)), cols.index(n)]
+    for (method, init, f, n), (e0, e1, ok) in eigs.items():
+        ax = axes[rows.index((method, init)), cols.index((f, n))]
         ax.plot(circle.real, circle.imag, "k-", lw=0.5)
-        ax.scatter(e0.real.ravel(), e0.imag.ravel(), s=1.5, color="0.65", alpha=0.5, label="initial")
+        ax.scatter(e0.real.ravel(), e0.imag.ravel(), s=1.5, color="0.7", alpha=0.5, label="initial")
+        good, bad = e1[ok], e1[~ok]
         ax.scatter(
-            e1.real.ravel(), e1.imag.ravel(), s=1.5, color=_COLORS.get(init, "tab:red"), alpha=0.5, label="trained"
+            good.real.ravel(),
+            good.imag.ravel(),
+            s=1.5,
+            color=_METHOD_COLORS.get(method, "tab:blue"),
+            alpha=0.5,
+            label="trained, learned",
         )
+        ax.scatter(bad.real.ravel(), bad.imag.ravel(), s=0.8, color="k", alpha=0.4, label="trained, not learned")
         lim = max(1.3, float(np.max(np.abs(e1))) * 1.05 if e1.size else 1.3)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
-        ax.set_title(f"{init}, E {f:g}, N = {n}", fontsize=7)
+        ax.set_title(f"{method}, {init}, E {f:g}, N = {n}\n{int(ok.sum())}/{len(ok)} learned", fontsize=6)
         ax.tick_params(labelsize=5)
-    axes[0, 0].legend(fontsize=5, loc="lower left", markerscale=3)
-    fig.suptitle("Eigenvalues of W_eff (Dale's law), all members: initial (grey) vs trained", fontsize=9)
+    axes[0, 0].legend(fontsize=4, loc="lower left", markerscale=3)
+    fig.suptitle("Eigenvalues of W_eff (E/I), all members: initial (grey) vs trained", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     return _save(fig, path)
 
 
 def plot_ei_radius(rows: list[dict], path: Path) -> Path:
-    """Trained bulk radius (median, interquartile bars) vs E fraction (one line per N) and vs N (one line per
-    fraction), one colour family per init; the initial bulk radius dotted.
+    """Trained disc radius R_q (median over learned members, interquartile bars) vs E fraction (at each N with
+    several fractions) and vs N (at each fraction with several N); colour per method, marker per init, the initial
+    R_q (all members) dotted. Conditions where no member learned are left out.
 
     Args:
-        rows: condition rows with init, e_fraction, units, trained_bulk_radius_median/_q25/_q75,
-            initial_bulk_radius_median.
+        rows: condition rows with method, init, e_fraction, units, trained_disc_radius_median/_q25/_q75,
+            initial_disc_radius_median.
         path: PNG to write.
     """
-    fig, (ax_f, ax_n) = plt.subplots(1, 2, figsize=(9, 3.6))
-    markers = "osd^v<>"
+    fig, (ax_f, ax_n) = plt.subplots(1, 2, figsize=(10, 4))
+    markers = {"normal": "o", "orthogonal": "s"}
     for ax, x_key, line_key in ((ax_f, "e_fraction", "units"), (ax_n, "units", "e_fraction")):
-        for init in dict.fromkeys(r["init"] for r in rows):
-            lines = list(dict.fromkeys(r[line_key] for r in rows if r["init"] == init))
-            for k, v in enumerate(lines):
-                sel = sorted((r for r in rows if r["init"] == init and r[line_key] == v), key=lambda r: r[x_key])
+        for method, init in dict.fromkeys((r["method"], r["init"]) for r in rows):
+            mine = [r for r in rows if r["method"] == method and r["init"] == init]
+            for v in dict.fromkeys(r[line_key] for r in mine):
+                sel = sorted((r for r in mine if r[line_key] == v), key=lambda r: r[x_key])
+                if len(sel) < 2:
+                    continue
                 x = np.array([r[x_key] for r in sel], float)
-                y = np.array([r["trained_bulk_radius_median"] for r in sel])
+                y = np.array([r["trained_disc_radius_median"] for r in sel])
                 err = np.array(
-                    [y - [r["trained_bulk_radius_q25"] for r in sel], [r["trained_bulk_radius_q75"] for r in sel] - y]
+                    [y - [r["trained_disc_radius_q25"] for r in sel], [r["trained_disc_radius_q75"] for r in sel] - y]
                 )
-                label = f"{init}, {'N' if line_key == 'units' else 'E'} = {v:g}"
+                color = _METHOD_COLORS.get(method)
+                label = f"{method}, {init}, {'N' if line_key == 'units' else 'E'} = {v:g}"
                 ax.errorbar(
                     x,
                     y,
                     err,
-                    marker=markers[k % len(markers)],
-                    color=_COLORS.get(init),
-                    alpha=0.5 + 0.5 * k / max(len(lines), 1),
+                    marker=markers.get(init, "d"),
+                    color=color,
                     capsize=2,
                     lw=1,
                     label=label,
+                    ls="-" if init == "orthogonal" else "--",
                 )
-                ax.plot(x, [r["initial_bulk_radius_median"] for r in sel], ":", color=_COLORS.get(init), lw=0.8)
+                ax.plot(x, [r["initial_disc_radius_median"] for r in sel], ":", color=color, lw=0.8)
         ax.set_xlabel("E fraction" if x_key == "e_fraction" else "N (units)")
-        ax.set_ylabel("bulk radius (largest non-outlier |λ|)")
-        ax.legend(fontsize=6)
+        ax.set_ylabel("disc radius R_q = q90(|λ|) / sqrt(0.9)")
+        if ax.lines:
+            ax.legend(fontsize=5)
+        else:
+            ax.text(0.5, 0.5, "fewer than two conditions to compare", ha="center", transform=ax.transAxes, fontsize=7)
     ax_n.set_xscale("log")
-    fig.suptitle("Trained bulk radius of W_eff (median, IQR bars); dotted: at init", fontsize=9)
+    units = sorted({r["units"] for r in rows})
+    ax_n.set_xticks(units, [str(n) for n in units])
+    ax_n.minorticks_off()
+    fig.suptitle("Trained disc radius of W_eff (median over learned members, IQR bars); dotted: at init", fontsize=9)
     return _save(fig, path)

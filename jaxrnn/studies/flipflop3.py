@@ -450,8 +450,18 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, g, E, no
         "scores MSE ≈ 0.63.",
         "",
         md_table(
-            ["member", "bits held", "success", "cube R²", "axis ratio", "stable points", "saddles (1 unstable mode)",
-             "vertices with a stable point", "edges with a 1-mode saddle", "searches converged"],  # fmt: skip
+            [
+                "member",
+                "bits held",
+                "success",
+                "cube R²",
+                "axis ratio",
+                "stable points",
+                "saddles (1 unstable mode)",
+                "vertices with a stable point",
+                "edges with a 1-mode saddle",
+                "searches converged",
+            ],  # fmt: skip
             [
                 [
                     r["member"],
@@ -502,13 +512,16 @@ def _report_body(res, rows, ref_res, ref_rows, ev, ref_ev, clusters, M, g, E, no
                 [
                     "a cube in the top-3 PCs: R² / variance in 3 PCs / axis ratio",
                     f"{np.median(sub('cube_r2')):.3f} / {np.median(sub('pc3_variance')):.3f} / "
-                    f"{np.median(sub('axis_ratio')):.3f} (medians)" if n3 else "—",
+                    f"{np.median(sub('axis_ratio')):.3f} (medians)"
+                    if n3
+                    else "—",
                     f"{ref['cube_r2']:.3f} / {ref['pc3_variance']:.3f} / {ref['axis_ratio']:.3f}",
                 ],
                 [
                     "a stable fixed point beside each of the 8 vertices",
-                    f"{int(np.sum(matched[three] == 8))} of {n3} members (vertices matched: "
-                    f"{matched[three].tolist()})" if n3 else "—",
+                    f"{int(np.sum(matched[three] == 8))} of {n3} members (vertices matched: {matched[three].tolist()})"
+                    if n3
+                    else "—",
                     f"{ref['vertices_with_stable_fp']} of 8 vertices",
                 ],
                 [

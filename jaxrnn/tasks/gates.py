@@ -4,6 +4,10 @@ Source: Jarne & Laje 2019 (arXiv 1906.01094), §2 and the public code katejarne/
 Paper preset (DESIGN.md §4): T = 200 steps; each input bit is independently 0 or 1 (all conditions equally
 likely); a bit of 1 is a square pulse of amplitude 1 on [30, 50); Gaussian input noise of std 0.1 at every step;
 the target is the gate's value from t = 70 to the end and a baseline before (AND 0, the others 0.01).
+`onset_jitter` (default 0: none) is the E/I study's trial (katejarne/Excitatory-inhibitory,
+`generate_data_set_and.py`, its `var_delay_length`): each trial draws an extra delay d uniform on {1, ..., onset_jitter}
+that shifts the pulses and the response onset together (pulse on [pulse_start + d, pulse_start + pulse_width + d),
+target from response_start + d); that code used pulse_start 60, response_start 100, onset_jitter 50, T 290, noise 0.
 Static: T; every other field is a traced param (`Task`). Training preset (DESIGN.md §3): early-stop threshold AND
 5e-4, OR 1e-4, XOR 1e-3, NOT 5e-4 (with an RNN bias: its no-pulse trials have zero input); 15,000 trials, batch 64,
 N = 50.
@@ -34,6 +38,7 @@ class _Gate(Task):
     response_start: int = 70
     amplitude: float = 1.0
     baseline: float = 0.01
+    onset_jitter: int = 0
 
     def __post_init__(self):
         super().__post_init__()
@@ -46,6 +51,14 @@ class _Gate(Task):
             "response_start",
             f"must lie in [pulse end = {end}, T = {self.T}), got {self.response_start}",
         )
+        _check(self, self.onset_jitter >= 0, "onset_jitter", f"must be >= 0, got {self.onset_jitter}")
+        _check(
+            self,
+            self.response_start + self.onset_jitter < self.T,
+            "onset_jitter",
+            f"must leave the latest response onset response_start + onset_jitter inside T = {self.T}, got "
+            f"{self.response_start} + {self.onset_jitter}",
+        )
 
     def _gate(self, bits):
         raise NotImplementedError
@@ -53,13 +66,17 @@ class _Gate(Task):
     def sample(self, key, params=None):
         p = self._params(params)
         key_bits, key_noise = jax.random.split(key)
+        # the onset shift has its own key, folded from the trial's, so trials without jitter keep their two keys
+        key_shift = jax.random.fold_in(key, 1)
         n = self.n_in
         condition = jax.random.randint(key_bits, (), 0, 2**n)
         bits = (condition >> jnp.arange(n - 1, -1, -1)) & 1  # most significant bit is input 0
+        jitter = p["onset_jitter"]
+        shift = jnp.where(jitter > 0, jax.random.randint(key_shift, (), 1, jnp.maximum(jitter, 1) + 1), 0)
         t = jnp.arange(self.T)[:, None]
-        inputs = p["amplitude"] * bits[None, :] * pulse(t, p["pulse_start"], p["pulse_width"])
+        inputs = p["amplitude"] * bits[None, :] * pulse(t, p["pulse_start"] + shift, p["pulse_width"])
         inputs = add_noise(key_noise, inputs, p["noise"])
-        after = t >= p["response_start"]
+        after = t >= p["response_start"] + shift
         value = self._gate(bits).astype(jnp.float32)
         targets = jnp.where(after, value, p["baseline"]).astype(jnp.float32)
         return Trial(
