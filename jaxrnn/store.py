@@ -496,7 +496,8 @@ def same_run(meta: dict, config: TrainConfig, seed: int, hparams: Hparams, membe
                 diffs.append("task")
                 continue
             sp = s.get("params", {}) if isinstance(s.get("params"), dict) else {}
-            diffs += [f"task.{p}" for p, pv in v["params"].items() if sp.get(p) != pv]
+            task_defaults = {p: _json_value(d) for p, d in type(config.task).parameters().items()}
+            diffs += [f"task.{p}" for p, pv in v["params"].items() if sp.get(p, task_defaults.get(p)) != pv]
         elif stored_cfg.get(k, defaults.get(k)) != v:
             diffs.append(k)
     for k in ("seed", "hparams", "members"):

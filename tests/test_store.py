@@ -268,3 +268,17 @@ def test_one_writer_lock_names_the_holder_and_dies_with_it(tmp_path):
     with store.locked(folder):  # ... and does not block; the lock is reentrant within a process
         with store.locked(folder):
             assert (folder / store.LOCK).read_text().split()[0] == str(os.getpid())
+
+
+def test_a_run_written_before_a_field_existed_is_the_same_run():
+    """config.json of an older jaxrnn lacks fields added since (a TrainConfig field, a task parameter): they had
+    their defaults then, so the run is the same run; a stored value that differs is still a difference."""
+    cfg = TrainConfig(make_task("and", T=60, pulse_start=5, response_start=30), units=4)
+    meta = store.run_meta(cfg, seed=0, hparams=Hparams(), members=[0, 1], complete=True)
+    assert store.same_run(meta, cfg, 0, Hparams(), [0, 1]) == []
+    old = json.loads(json.dumps(meta))
+    del old["config"]["nonneg_input"], old["config"]["task"]["params"]["onset_jitter"]
+    assert store.same_run(old, cfg, 0, Hparams(), [0, 1]) == []
+    old["config"]["task"]["params"]["pulse_start"] = 6
+    old["config"]["dale_axis"] = "post"
+    assert sorted(store.same_run(old, cfg, 0, Hparams(), [0, 1])) == ["dale_axis", "task.pulse_start"]
