@@ -861,11 +861,11 @@ def load_checkpoint(
         loss = arrays["loss"]
     except (KeyError, ValueError, TypeError) as e:
         raise StoreError(f"{path}: damaged or foreign checkpoint ({type(e).__name__}: {e})") from None
-    want = json.loads(_meta_string(config, seed, hparams, members))
     if identity.get("members") is None:
-        identity["members"] = want["members"]
-    if identity != want:
-        raise StoreError(f"{path}: the checkpoint belongs to a different run (config, seed, hparams or members)")
+        identity["members"] = [int(m) for m in np.asarray(members)]
+    diffs = same_run(identity, config, seed, hparams, members)  # as for config.json: older fields had defaults
+    if diffs:
+        raise StoreError(f"{path}: the checkpoint belongs to a different run (differs in: {', '.join(diffs)})")
     reference = init_ensemble(config, seed, np.asarray(members), hparams)
     ref_leaves, treedef = jax.tree_util.tree_flatten(reference)
     if n != len(ref_leaves) or any(f"leaf_{i:03d}" not in arrays for i in range(n)):
