@@ -404,15 +404,16 @@ def hparams_from_dict(d: dict) -> Hparams:
 
 
 def _versions() -> dict:
+    from importlib import metadata
+
     import jax
-    import jaxlib
 
     from jaxrnn import __version__
 
     return {
         "jaxrnn": __version__,
         "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
+        "jaxlib": metadata.version("jaxlib"),  # jax's own dependency, read without importing it
         "numpy": np.__version__,
         "python": platform.python_version(),
     }

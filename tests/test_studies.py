@@ -5,6 +5,7 @@ reuse the earlier ones' run directories as they do in a real run."""
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -155,7 +156,10 @@ def test_lesion_levels_fractions_and_extremes(results):
             assert _f(r, "success_rate") == pytest.approx(float(np.mean(base.success)))
     full = lesion_ensemble(final["W_rec"], "both_cumulative", [fractions[-1]])
     assert fractions[-1] == 1.0 and np.all(np.asarray(full.weights) == 0)
-    assert "W_rec all zero = True" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "W_rec all zero = True" in report
+    checks = re.findall(r"level 0 vs the unlesioned evaluation, max \|Δ distance\| over members = (\S+)", report)
+    assert len(checks) == 5 and all(float(d) < 1e-5 for d in checks), checks  # the report's own check holds
 
 
 @pytest.mark.parametrize("name", ["memory_delay", "memory_size"])

@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxrnn import reference
 from jaxrnn.analysis.lesion import MODES, lesion_curves, lesion_ensemble
-from jaxrnn.evaluate import heldout_trials
+from jaxrnn.evaluate import evaluate_on, heldout_trials
 from jaxrnn.store import Run
 from jaxrnn.studies import success_table
 from jaxrnn.studies.base import Context, Study, log, md_table, sem, write_csv
@@ -95,6 +95,7 @@ def run(ctx: Context) -> list[str]:
     rows, curves, checks = [], {}, []
     log(f"lesion: {len(MODES)} modes × {E} members × {len(fractions)} levels")
     all_curves = lesion_curves(task, net, final, MODES, fractions, trials, success_at=0.9)
+    intact = evaluate_on(task, net, final, trials, success_at=0.9)  # the unlesioned networks on the same trials
     # The figure and the comparison use the members that succeed unlesioned (the original lesioned working
     # networks); all members are in the CSV too.
     used = tr.evaluation.success if np.any(tr.evaluation.success) else np.ones(E, bool)
@@ -132,7 +133,7 @@ def run(ctx: Context) -> list[str]:
                 row[f"ok_distance_{cond}_sem"] = float(err_ok[j, k])
             row["ok_success_rate"] = float(rate_ok[j])
             rows.append(row)
-        checks.append((mode, float(np.max(np.abs(ev.distance[:, 0] - tr.evaluation.distance)))))
+        checks.append((mode, float(np.max(np.abs(ev.distance[:, 0] - intact.distance)))))
     write_csv(out / "lesion.csv", rows)
     full = lesion_ensemble(final["W_rec"], "both_cumulative", [1.0])
     all_zero = bool(np.all(np.asarray(full.weights) == 0))
