@@ -50,7 +50,7 @@ print(reference.curve("size_at_delay150.txt").shape, reference.network("flipflop
 
 
 def test_found_from_a_copy_of_the_package_outside_the_checkout(tmp_path):
-    """A copy of `jaxrnn/` alone (no checkout, no ../shared beside it), imported from another working directory."""
+    """A copy of `jaxrnn/` alone (no checkout beside it), imported from another working directory."""
     site = tmp_path / "site"
     shutil.copytree(REPO / "jaxrnn", site / "jaxrnn", ignore=shutil.ignore_patterns("__pycache__"))
     work = tmp_path / "elsewhere"

@@ -48,7 +48,10 @@ SCALES = {
     "paper": Scale(
         members=20,
         protocol=Protocol(units=50, epochs=20, lr=1e-4, n_eval=512),
-        reduced="The original protocol (DESIGN.md §3), 20 members per point.",
+        reduced=(
+            "The 2019 study's protocol: 20 epochs × 15,000 trials, batch 64, Adam lr 1e-4 with Keras' decay, early "
+            "stop below 1e-3, 20 members per point."
+        ),
         grid={
             "delays": tuple(range(20, 201, 10)),
             "sizes": (50, 60, 70, 80, 90, 100, 125, 150, 200, 250, 300, 400, 500),

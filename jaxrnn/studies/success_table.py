@@ -61,7 +61,10 @@ SCALES = {
     "paper": Scale(
         members=20,
         protocol=Protocol(units=50, epochs=20, lr=1e-4, n_eval=512),
-        reduced="The original protocol (DESIGN.md §3), 20 members per cell as the original.",
+        reduced=(
+            "The 2019 study's protocol: each task's preset (`jaxrnn tasks`: trials, batch, early-stop loss), 20 "
+            "epochs, Adam lr 1e-4 with Keras' decay, 20 members per cell as the original."
+        ),
         grid={"tasks": TASKS},
     ),
 }
