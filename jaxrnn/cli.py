@@ -7,7 +7,7 @@
     jaxrnn evaluate RUN_DIR [--trials K]
     jaxrnn show RUN_DIR
     jaxrnn plot RUN_DIR
-    jaxrnn study NAME [--scale smoke|cpu|paper] [--members E] [--out DIR] [--run RUN_DIR]
+    jaxrnn study NAME [--scale smoke|cpu|paper|tutorial] [--members E] [--out DIR] [--run RUN_DIR]
     jaxrnn import-keras FILE [FILE ...] --task TASK [--initial FILE0 ...] --out RUN_DIR [--param key=value ...]
 
 Every input is validated (task, parameters, sizes, output paths, an existing run directory) before JAX compiles
@@ -336,15 +336,19 @@ def _print_summary(run) -> None:
     if succ:
         k = int(sum(succ))
         lo, hi = wilson_interval(k, len(succ))
-        crit = f"finite and >= {ev.get('success_at', 0.9):.0%} of {ev.get('trials', '?')} held-out trials correct"
+        crit = (
+            f"finite, >= {ev.get('success_at', 0.9):.0%} of {ev.get('trials', '?')} held-out trials correct and "
+            "distance <= half the all-zero output's"
+        )
         lines.append(("success", f"{k}/{len(succ)} = {k / len(succ):.1%}  [95% Wilson {lo:.1%}, {hi:.1%}]  ({crit})"))
     fin = dist[np.isfinite(dist)]
     if fin.size:
+        zero = f"; an all-zero output: {np.median(run.evaluation.zero_distance):.3f}" if run.evaluation else ""
         lines.append(
             (
                 "distance",
                 f"median {np.median(fin):.3f}  (mean {fin.mean():.3f}, min {fin.min():.3f}, "
-                f"max {fin.max():.3f}; per-trial L2 ||target - output||)",
+                f"max {fin.max():.3f}; per-trial L2 ||target - output||{zero})",
             )
         )
     fin = mse[np.isfinite(mse)]
@@ -788,7 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         choices=SCALES,
         default="smoke",
-        help="smoke (seconds, CI), cpu (minutes to an hour on a laptop), paper (the original protocol; GPU)",
+        help="smoke (seconds, CI), cpu (minutes to an hour on a laptop), paper (the original protocol; GPU), "
+        "tutorial (flipflop3 only: the tutorial's own model, a = 1, N = 400; about an hour on a CPU)",
     )
     p.add_argument("--members", type=_positive_int, metavar="E", help="ensemble size per condition")
     p.add_argument("--out", metavar="DIR", help="output directory (default results/NAME)")

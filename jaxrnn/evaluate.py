@@ -1,8 +1,11 @@
 """Evaluation of every member of an ensemble on held-out trials (DESIGN.md §4).
 
 Per member: MSE (masked, over steps and outputs), the original's **distance** (per-trial L2 norm
-||target − output|| over the whole trial, averaged over trials), distance per task condition, accuracy (fraction
-of trials the task's `correct` accepts), finiteness, and success (finite and accuracy >= `success_at`).
+||target − output|| over the whole trial, averaged over trials) and the distance an all-zero output scores on the same
+trials (`zero_distance`, the scale of the distance), distance per task condition, accuracy (fraction of trials the
+task's `correct` accepts), the accuracy at every tolerance of `TOLERANCES` (the sensitivity of the rule), finiteness,
+and **success**: finite, accuracy >= `success_at` and distance <= `DISTANCE_RATIO` × zero_distance (a member whose
+outputs are no closer to the target than half the zero output's has not learned the task, whatever its trials score).
 All members see the same held-out trial keys; with per-member task params (`task_params`, member axis first) each
 member's trials are sampled from those keys with its own params and judged with them.
 """
@@ -22,6 +25,14 @@ from jaxrnn.tasks import Task, Trial
 
 EVAL_STREAM = 0x5EED  # held-out trials: key(seed) folded with this, disjoint from member keys' use
 
+#: version of the success rule; a stored evaluation of another version is evaluated again (1: the mean output of a
+#: response window on the target's side of the levels' midpoint; 2: the tasks' band and shape rules, and the distance)
+RULE = 2
+#: the task `tolerance` values at which every evaluation also scores the trials (the success tables' sensitivity view)
+TOLERANCES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+#: a member succeeds only when its mean distance is at most this fraction of the all-zero output's
+DISTANCE_RATIO = 0.5
+
 
 class Evaluation(NamedTuple):
     """Metrics with the member axis first."""
@@ -33,6 +44,13 @@ class Evaluation(NamedTuple):
     accuracy: np.ndarray  # (E,)
     finite: np.ndarray  # (E,)
     success: np.ndarray  # (E,)
+    zero_distance: np.ndarray  # (E,) the mean distance of an all-zero output on the member's trials
+    accuracy_by_tolerance: np.ndarray  # (E, len(TOLERANCES)) accuracy with the task's tolerance set to each value
+
+    def success_at_tolerance(self, success_at: float = 0.9) -> np.ndarray:
+        """(E, len(TOLERANCES)) bool: success with the task's tolerance set to each of `TOLERANCES`."""
+        learned = self.finite & (self.distance <= DISTANCE_RATIO * self.zero_distance)
+        return learned[:, None] & (self.accuracy_by_tolerance >= success_at)
 
 
 def heldout_keys(n_trials: int = 512, seed: int = 0) -> Array:
@@ -91,7 +109,15 @@ def _member_metrics(params: Params, trials: Trial, task: Task, net: NetConfig, t
         jnp.array([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)])
     )
     sem = jnp.std(dist) / jnp.sqrt(dist.shape[0])
-    return mse, jnp.mean(dist), sem, by_cond, jnp.mean(correct), finite
+    zero = jnp.mean(jnp.sqrt(jnp.sum(trials.targets**2, axis=(1, 2))))
+    base = task.default_params() if task_params is None else task_params
+
+    def accuracy_at(tol):
+        tp = {**base, "tolerance": tol}
+        return jnp.mean(jax.vmap(task.correct, in_axes=(0, 0, None))(trials, out, tp))
+
+    by_tol = jax.vmap(accuracy_at)(jnp.asarray(TOLERANCES, jnp.float32))
+    return mse, jnp.mean(dist), sem, by_cond, jnp.mean(correct), finite, zero, by_tol
 
 
 @functools.lru_cache(maxsize=64)
@@ -115,9 +141,9 @@ def _compiled_metrics(task: Task, net: NetConfig, batch: int, mode: str = "share
 
 
 def _evaluation(metrics, success_at: float) -> Evaluation:
-    mse, dist, sem, by_cond, acc, finite = jax.tree.map(np.asarray, metrics)
-    success = finite & (acc >= success_at)
-    return Evaluation(mse, dist, sem, by_cond, acc, finite, success)
+    mse, dist, sem, by_cond, acc, finite, zero, by_tol = jax.tree.map(np.asarray, metrics)
+    success = finite & (acc >= success_at) & (dist <= DISTANCE_RATIO * zero)
+    return Evaluation(mse, dist, sem, by_cond, acc, finite, success, zero, by_tol)
 
 
 def _n_members(params: Params) -> int:
@@ -181,3 +207,15 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     centre = (p + z**2 / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+    """95% interval of the difference of two binomial proportions k1/n1 - k2/n2 (Newcombe's hybrid score method,
+    from the two Wilson intervals; Newcombe 1998, Stat. Med. 17:873, method 10)."""
+    p1, p2 = k1 / max(n1, 1), k2 / max(n2, 1)
+    l1, u1 = wilson_interval(k1, n1)
+    l2, u2 = wilson_interval(k2, n2)
+    d = p1 - p2
+    lo = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    hi = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return (max(-1.0, float(lo)), min(1.0, float(hi)))

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxrnn import store
-from jaxrnn.evaluate import Evaluation, evaluate
+from jaxrnn.evaluate import RULE, Evaluation, evaluate
 from jaxrnn.grid import Grid
 from jaxrnn.store import Run, StoreError
 from jaxrnn.train import Ensemble, Hparams, TrainConfig, default_chunk, fit, resolve
@@ -161,7 +161,7 @@ def train_run(
     resolve(config, hparams, len(ids))  # every member's numbers are valid, before anything is written or compiled
     run_dir = Path(run_dir)
     plan(run_dir, config, seed, hparams, ids, overwrite)  # refuse before creating or locking anything
-    settings = {"trials": int(n_eval), "seed": 0, "success_at": float(success_at)}
+    settings = eval_settings(n_eval, success_at)
     with store.locked(run_dir):
         mode = plan(run_dir, config, seed, hparams, ids, overwrite)  # again, now that nobody else can write
         if mode == "complete":
@@ -258,12 +258,19 @@ def _ensure_evaluated(run: Run, settings: dict, keep: bool = True) -> Run:
     return run._replace(evaluation=_evaluate(run.config, run.ensemble, settings, run.hparams), meta=meta)
 
 
+def eval_settings(n_eval: int = 512, success_at: float = 0.9) -> dict:
+    """The settings of a held-out evaluation as stored: trials, their seed, the success criterion and the version of
+    the success rule (`jaxrnn.evaluate.RULE`)."""
+    return {"trials": int(n_eval), "seed": 0, "success_at": float(success_at), "rule": RULE}
+
+
 def _same_settings(a: dict, b: dict) -> bool:
     try:
         return (
             int(a["trials"]) == int(b["trials"])
             and int(a["seed"]) == int(b["seed"])
             and math.isclose(float(a["success_at"]), float(b["success_at"]))
+            and int(a["rule"]) == int(b["rule"])
         )
     except (KeyError, TypeError, ValueError):
         return False
@@ -272,7 +279,7 @@ def _same_settings(a: dict, b: dict) -> bool:
 def evaluate_run(run: Run, n_eval: int = 512, success_at: float = 0.9) -> Run:
     """Evaluate a finished run on `n_eval` held-out trials and store it (evaluation.npz, members.csv, config.json's
     `extra.evaluation`), under the run directory's lock. Returns the run with its new evaluation."""
-    settings = {"trials": int(n_eval), "seed": 0, "success_at": float(success_at)}
+    settings = eval_settings(n_eval, success_at)
     with store.locked(run.path):
         evaluation = _evaluate(run.config, run.ensemble, settings, run.hparams)
         store.write_evaluation(run.path, run.ensemble, evaluation, run.seed, settings, run.grid)
@@ -287,7 +294,7 @@ def open_run(run_dir: str | Path, n_eval: int | None = None, success_at: float =
     run = store.load_run(run_dir)
     if n_eval is None:
         return run
-    return _ensure_evaluated(run, {"trials": int(n_eval), "seed": 0, "success_at": float(success_at)}, keep=False)
+    return _ensure_evaluated(run, eval_settings(n_eval, success_at), keep=False)
 
 
 def save_networks(
@@ -306,7 +313,7 @@ def save_networks(
     run_dir = check_dir_out(run_dir)
     if not overwrite and run_dir.exists() and any(p.name not in _IGNORED for p in run_dir.iterdir()):
         raise ValueError(f"--out {run_dir}: not empty (pass overwrite=True to replace it)")
-    settings = {"trials": int(n_eval), "seed": 0, "success_at": 0.9}
+    settings = eval_settings(n_eval)
     with store.locked(run_dir):
         for name in (store.CHECKPOINT, store.PARAMS, store.HISTORY, store.MEMBERS, store.EVALUATION):
             (run_dir / name).unlink(missing_ok=True)

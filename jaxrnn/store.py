@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxrnn.evaluate import Evaluation
+from jaxrnn.evaluate import RULE, TOLERANCES, Evaluation
 from jaxrnn.grid import Grid
 from jaxrnn.tasks import TASKS, make_task
 from jaxrnn.train import Ensemble, Hparams, TrainConfig, TrainState
@@ -116,6 +116,14 @@ class Run(NamedTuple):
             raise ValueError(f"run: stage must be 'init' or 'final', got {stage!r}")
         params = self.ensemble.params_final if stage == "final" else self.ensemble.params_init
         return {k: np.asarray(v) for k, v in effective_params(params, self.config.net).items()}
+
+    @property
+    def learned(self) -> np.ndarray:
+        """(E,) bool: the members that learned the task, i.e. succeed under the task's success rule on the stored
+        held-out evaluation and did not diverge. Every statistic of trained networks is taken over these."""
+        if self.evaluation is None:
+            raise StoreError(f"{self.path}: no evaluation under today's success rule; run jaxrnn evaluate on it")
+        return np.asarray(self.evaluation.success, bool) & ~np.asarray(self.ensemble.diverged, bool)
 
     @property
     def epochs_run(self) -> np.ndarray:
@@ -592,17 +600,21 @@ def write_evaluation(
     write_members_table(run_dir, members_table(ensemble, evaluation, seed, grid))
 
 
-_EVAL_SETTINGS = ("trials", "seed", "success_at")
+_EVAL_SETTINGS = ("trials", "seed", "success_at", "rule")
 
 
 def load_evaluation(run_dir: str | Path, n_members: int, n_conditions: int) -> Evaluation | None:
-    """The stored Evaluation of a run (None when it has no evaluation.npz). Raises StoreError when damaged."""
+    """The stored Evaluation of a run: None when it has no evaluation.npz or one scored by another success rule
+    (`jaxrnn.evaluate.RULE`; it is evaluated again where needed). Raises StoreError when damaged."""
     path = Path(run_dir) / EVALUATION
     if not path.exists():
         return None
     arrays = _load_npz(path)
+    if "settings/rule" not in arrays or int(arrays["settings/rule"]) != RULE:
+        return None
     expected = {k: (n_members,) for k in Evaluation._fields}
     expected["distance_by_condition"] = (n_members, n_conditions)
+    expected["accuracy_by_tolerance"] = (n_members, len(TOLERANCES))
     expected.update({f"settings/{k}": () for k in _EVAL_SETTINGS})
     _check_arrays(path, arrays, expected)
     return Evaluation(**{k: arrays[k] for k in Evaluation._fields})

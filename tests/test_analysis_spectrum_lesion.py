@@ -81,6 +81,21 @@ def test_regime_labels_oscillation_and_fixed_point():
     assert osc.period_power > 0.8 and fixed.speed < 1e-3 < osc.speed
 
 
+def test_frequencies_of_a_leaky_network_are_the_per_step_maps():
+    """With leak a the linear map around 0 is (1 - a) I + a W: a W_rec eigenvalue 1.2 e^{2πi/7} (143 Hz) becomes
+    0.8 + 0.24 e^{2πi/7}, which rotates at about 30 Hz; the regime reports the map's eigenvalues, not W_rec's."""
+    a, theta = 0.2, 2 * np.pi / 7
+    W = 1.2 * _rotation(theta)
+    lam = 1 - a + a * 1.2 * np.exp(1j * theta)
+    np.testing.assert_allclose(
+        np.sort_complex(spectrum.eigenvalues(spectrum.step_map(W, a))), np.sort_complex([lam, lam.conjugate()])
+    )
+    np.testing.assert_allclose(spectrum.step_map(W, 1.0), W)
+    r = spectrum.regime(W, np.zeros((10, 2)), alpha=a)
+    assert r.freq_hz == pytest.approx(1000 * np.angle(lam) / (2 * np.pi)) and 25 < r.freq_hz < 35
+    assert spectrum.regime(W, np.zeros((10, 2))).freq_hz == pytest.approx(1000 / 7)  # a = 1: W_rec itself
+
+
 def test_henrici_index_of_nilpotent_and_orthogonal():
     assert henrici_index(np.array([[0.0, 1.0], [0.0, 0.0]])) == pytest.approx(1.0)
     Q = np.asarray(jax.nn.initializers.orthogonal()(jax.random.key(0), (50, 50), jnp.float32))

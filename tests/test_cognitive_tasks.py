@@ -175,16 +175,20 @@ def test_and_or_context_truth_table():
     np.testing.assert_array_equal(tr.mask, 1.0)  # the 2019 gates' protocol: every step counts
 
 
-def test_correct_judges_only_the_window_after_grace():
+def test_correct_judges_fixation_and_the_window_after_grace():
     task = make_task("dms", **SHORT["dms"])
     tr = batch(task, 64)
     judged = tr.response.astype(bool)
     right = np.where(judged, tr.targets, 0.0)
     assert np.all(judge(task, tr, right))  # silent before, right answer in the window
-    assert np.all(judge(task, tr, right + np.where(judged, 0, -3 * tr.targets)))  # wrong only before: still right
+    assert np.all(judge(task, tr, right + np.where(judged, 0, -3 * tr.targets)))  # wrong only in the grace: right
     assert not np.any(judge(task, tr, -right))
-    weak = np.where(judged, 0.2 * tr.targets, 0.0)
-    assert np.all(judge(task, tr, weak))  # the sign decides, not the size
+    assert np.all(judge(task, tr, np.where(judged, 0.6 * tr.targets, 0.0)))  # within ±0.5 of the answer
+    assert not np.any(judge(task, tr, np.where(judged, 0.2 * tr.targets, 0.0)))  # the right sign, no choice made
+    answer = np.where(judged, tr.targets, 0.0).max(1, keepdims=True) + np.where(judged, tr.targets, 0.0).min(
+        1, keepdims=True
+    )
+    assert not np.any(judge(task, tr, np.broadcast_to(answer, tr.targets.shape)))  # answered during fixation
 
 
 @pytest.mark.parametrize(

@@ -195,3 +195,32 @@ def test_flipflop3_study_smoke(tmp_path):
     assert len(rows) == 2 and all(0.0 <= float(r["cube_r2"]) <= 1.0 for r in rows)
     ref = next(csv.DictReader(open(out / "reference.csv")))  # the tutorial's trained network: a near-perfect cube
     assert float(ref["mse"]) < 0.03 and float(ref["cube_r2"]) > 0.9
+    assert ref["learned"] == "1"
+    # a = 1: the per-step map is W_rec itself
+    assert float(ref["step_radius"]) == pytest.approx(float(ref["W_rec_radius"]))
+    assert float(ref["step_freq_hz"]) == pytest.approx(float(ref["W_rec_leading_complex_hz"]))
+    # every member is listed; the population statistics are over the learners, with their number
+    report = (out / "report.md").read_text()
+    n_learned = sum(r["learned"] == "1" for r in rows)
+    assert f"{n_learned} of 2 members learned the task" in report
+    if n_learned < 3:
+        assert "not analysed as a population" in report and "**The cube, over" not in report
+
+
+def test_flipflop3_per_step_map_spectrum():
+    """The study's spectra include the leak: the per-step map's eigenvalues are 1 − a + a λ(W_rec), its frequencies
+    are those of the rotating modes of (1 − a) I + a W_rec (not W_rec's), and W_rec's own are kept beside them."""
+    from jaxrnn.analysis import spectrum
+    from jaxrnn.studies import flipflop3
+
+    a, theta, r = 0.2, 2 * np.pi * 0.14, 1.1  # W_rec: a rotation by 140 Hz (dt = 1 ms), radius 1.1
+    W = np.zeros((4, 4))
+    W[:2, :2] = r * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    W[2:, 2:] = 0.5 * np.eye(2)
+    lam = 1 - a + a * r * np.exp(1j * theta)
+    reg = spectrum.regime(W, np.zeros((10, 4)), alpha=a)
+    assert reg.freq_hz == pytest.approx(np.angle(lam) / (2 * np.pi) * 1000)
+    assert reg.freq_hz < 40 < spectrum.spectral_summary(W).leading_complex_hz == pytest.approx(140)
+    assert abs(reg.leading_complex) == pytest.approx(abs(lam)) and abs(lam) < 1  # inside: not an unstable mode
+    assert flipflop3.SCALES["tutorial"].folder == "flipflop3_tutorial"
+    assert flipflop3.SCALES["tutorial"].protocol.alpha == 1.0 and flipflop3.SCALES["cpu"].protocol.alpha == 0.2

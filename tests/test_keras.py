@@ -238,6 +238,28 @@ def test_reference_gates_match_readme_on_noise_free_trials(name):
     assert lo / 1.25 <= dist <= 1.25 * hi, f"{name}: noise-free distance {dist:.3f}, README {lo}-{hi}"
 
 
+@pytest.mark.parametrize("name", [*REFERENCE_NETS, "flipflop3_N400_orthogonal"])
+def test_reference_network_succeeds_under_the_success_rule(name):
+    """Every original network succeeds on its preset under today's rule (calibration, tests/test_success_rules.py):
+    >= 90% of held-out trials correct at the default tolerance 0.25 and a distance at most half the zero output's.
+    Measured (512 trials; flip-flop 3: 128): accuracy 0.99-1.00, distance / zero output's 0.09-0.43; the smallest
+    tolerance at which each still scores >= 90%: AND 0.1-0.15, OR 0.2, NOT 0.1, flip-flop 0.15, time reproduction
+    0.2, 3-bit flip-flop 0.2."""
+    from jaxrnn.evaluate import evaluate
+
+    if name in REFERENCE_NETS:
+        task_name, params, _ = REFERENCE_NETS[name]
+        model, n = read_keras(NETS_2019 / name / "trained.hdf5"), N_FIDELITY
+    else:
+        task_name, params, model, n = "flipflop3", {}, read_keras(FF3 / "trained.hdf5"), 128
+    cfg = NetConfig(n_in=model.n_in, n_out=model.n_out, units=model.units, bias=model.bias)
+    ev = evaluate(make_task(task_name, **params), cfg, jax.tree.map(lambda a: jnp.asarray(a)[None], model.params), n)
+    assert ev.success[0], (
+        f"{name}: accuracy {ev.accuracy[0]:.3f}, distance {ev.distance[0]:.3f} / {ev.zero_distance[0]:.3f}"
+    )
+    assert ev.distance[0] <= 0.45 * ev.zero_distance[0]
+
+
 def test_reference_flipflop3_fits_its_task_preset():
     model = read_keras(FF3 / "trained.hdf5")
     _, _, mse, targets, out = _distances(make_task("flipflop3"), model, 64)

@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrnn import store
-from jaxrnn.evaluate import Evaluation, evaluate
+from jaxrnn import runs, store
+from jaxrnn.evaluate import RULE, TOLERANCES, Evaluation, evaluate
 from jaxrnn.store import StoreError
 from jaxrnn.tasks import TASKS, make_task
 from jaxrnn.train import Hparams, TrainConfig, fit, init_ensemble, member
@@ -43,7 +43,7 @@ def trained():
     return cfg, ens, ev
 
 
-EVAL = {"trials": 32, "seed": 0, "success_at": 0.9}
+EVAL = runs.eval_settings(32)
 
 
 @pytest.fixture
@@ -210,7 +210,8 @@ def test_diverged_member_is_isolated(tmp_path, trained):
         allclose(member(ens.params_final, i), member(untouched.params_final, i))
         allclose(ens.loss[i], untouched.loss[i])
     ones = np.ones(3)
-    ev = Evaluation(ones, ones, ones, np.ones((3, 4)), ones, ones > 0, ones > 0)  # pretend every member succeeded
+    # pretend every member succeeded
+    ev = Evaluation(ones, ones, ones, np.ones((3, 4)), ones, ones > 0, ones > 0, ones, np.ones((3, len(TOLERANCES))))
     store.save_run(tmp_path, cfg, ens, ev, seed=SEED, hparams=HP, extra={"evaluation": EVAL})
     rows = store.load_members_table(tmp_path)
     assert [r["diverged"] for r in rows] == [False, True, False]
@@ -282,3 +283,18 @@ def test_a_run_written_before_a_field_existed_is_the_same_run():
     old["config"]["task"]["params"]["pulse_start"] = 6
     old["config"]["dale_axis"] = "post"
     assert sorted(store.same_run(old, cfg, 0, Hparams(), [0, 1])) == ["dale_axis", "task.pulse_start"]
+
+
+def test_an_evaluation_scored_by_an_older_rule_is_scored_again(run_dir):
+    """evaluation.npz and config.json of a run scored before the rule changed (no `rule` in its settings): the stored
+    evaluation is not used, and a study's `open_run` with the same trials evaluates it under today's rule."""
+    arrays = dict(np.load(run_dir / store.EVALUATION))
+    old = {k: v for k, v in arrays.items() if k not in ("settings/rule", "zero_distance", "accuracy_by_tolerance")}
+    np.savez(run_dir / store.EVALUATION, **old)
+    meta = store.load_meta(run_dir)
+    meta["extra"]["evaluation"] = {k: v for k, v in meta["extra"]["evaluation"].items() if k != "rule"}
+    store.write_config(run_dir, meta)
+    assert store.load_run(run_dir).evaluation is None
+    run = runs.open_run(run_dir, n_eval=32)
+    assert run.evaluation is not None and run.evaluation_settings["rule"] == RULE
+    assert run.evaluation.accuracy_by_tolerance.shape == (len(MEMBERS), len(TOLERANCES))

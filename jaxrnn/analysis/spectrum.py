@@ -7,9 +7,13 @@ Eigenvalues are computed on the host in float64 NumPy (a non-symmetric `eig` on 
 One definition of each quantity, used by every study:
 
 * **The map.** jaxrnn's networks are discrete maps, h_t = (1 − a) h_{t−1} + a · act(W_rec h_{t−1} + ...). Around
-  h = 0 with a = 1 (the original Keras SimpleRNN) the linearised map is h_t ≈ W_rec h_{t−1}; around a fixed point it
-  is the Jacobian (`jaxrnn.analysis.fixed_points.jacobian_host`). An eigenvalue λ = |λ| e^{iθ} of either is a mode
-  that grows (|λ| > 1) or decays (|λ| < 1) by the factor |λ| per step and rotates by θ = arg λ per step.
+  h = 0 (tanh' = 1) the linearised map is the **per-step map** (1 − a) I + a W_rec (`step_map`), which is W_rec
+  itself only for a = 1 (the original Keras SimpleRNN); around a fixed point it is the Jacobian
+  (`jaxrnn.analysis.fixed_points.jacobian_host`). Every frequency and unit-circle statement about the dynamics is
+  made on the per-step map (its eigenvalues are 1 − a + a λ(W_rec)); W_rec's own spectrum is the object of the
+  2019 "spectral migration" study and is labelled as W_rec's wherever it is shown. An eigenvalue λ = |λ| e^{iθ} of
+  either map is a mode that grows (|λ| > 1) or decays (|λ| < 1) by the factor |λ| per step and rotates by θ = arg λ
+  per step.
 * **Outside the unit circle / unstable mode**: |λ| > 1 + `OUTSIDE_TOL`. The tolerance exists because the weights are
   float32: an orthogonal matrix stored in float32 has |λ| = 1 ± ~1e-7, which must not count as half its eigenvalues
   outside. The same test counts a fixed point's unstable modes, so a mode within 1e-5 of the circle is marginal and
@@ -93,6 +97,13 @@ class Regime(NamedTuple):
 def eigenvalues(W) -> np.ndarray:
     """Eigenvalues of W (..., N, N), float64/complex128 on the host, shape (..., N)."""
     return np.linalg.eigvals(np.asarray(W, np.float64))
+
+
+def step_map(W, alpha: float = 1.0) -> np.ndarray:
+    """The per-step linear map around h = 0 of a network with leak `alpha` = a: (1 − a) I + a W, for W (..., N, N)
+    (float64). Equal to W when a = 1."""
+    W = np.asarray(W, np.float64)
+    return (1.0 - alpha) * np.eye(W.shape[-1]) + alpha * W
 
 
 def by_modulus(lam) -> np.ndarray:
@@ -209,7 +220,9 @@ def activity_features(h: np.ndarray) -> tuple[float, float]:
     return float(np.median(speed)), power
 
 
-def regime(W_rec: np.ndarray, late_states: np.ndarray, speed_tol: float = 1e-3, dt: float = DT_SECONDS) -> Regime:
+def regime(
+    W_rec: np.ndarray, late_states: np.ndarray, alpha: float = 1.0, speed_tol: float = 1e-3, dt: float = DT_SECONDS
+) -> Regime:
     """Label a member "oscillatory" when its activity keeps moving after the input stops, else "fixed-point".
 
     The activity criterion decides (a network whose W_rec has complex leading eigenvalues outside the unit circle
@@ -217,10 +230,11 @@ def regime(W_rec: np.ndarray, late_states: np.ndarray, speed_tol: float = 1e-3, 
 
     Args:
         W_rec: (N, N). late_states: (T, N) states in a stretch without input, after transients (e.g. the held
-            memory of a flip-flop, or the end of a free run). speed_tol: relative speed above which the activity
-            counts as moving. dt: seconds per step.
+            memory of a flip-flop, or the end of a free run). alpha: the leak a; the eigenvalues and frequencies
+            reported are the per-step map's, (1 − a) I + a W_rec. speed_tol: relative speed above which the
+            activity counts as moving. dt: seconds per step.
     """
-    lam = eigenvalues(W_rec)
+    lam = eigenvalues(step_map(W_rec, alpha))
     lc = leading_complex(lam)
     speed, power = activity_features(late_states)
     label = "oscillatory" if speed > speed_tol else "fixed-point"

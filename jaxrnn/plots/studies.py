@@ -62,6 +62,40 @@ def plot_success_table(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_success_sensitivity(rows: list[dict], path: Path) -> Path:
+    """One panel per task: each init's success rate against the success rule's tolerance (one line per cell), the
+    default tolerance as a dotted vertical line and the original's rate as a dashed horizontal line per init.
+
+    Args:
+        rows: dicts with task, init, tolerance, rate, default, original_rate (rates in [0, 1]).
+        path: PNG to write.
+    """
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    cols = min(4, len(tasks))
+    nrows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), squeeze=False, sharey=True)
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        sel = [r for r in rows if r["task"] == task]
+        for init in dict.fromkeys(r["init"] for r in sel):
+            rs = sorted((r for r in sel if r["init"] == init), key=lambda r: r["tolerance"])
+            color = _COLORS.get(init)
+            ax.plot([r["tolerance"] for r in rs], [100 * r["rate"] for r in rs], "o-", ms=3, color=color, label=init)
+            ax.axhline(100 * rs[0]["original_rate"], color=color, ls="--", lw=0.8)
+        for r in sel:
+            if r["default"]:
+                ax.axvline(r["tolerance"], color="0.5", ls=":", lw=1)
+                break
+        ax.set_title(task.replace("_", " "), fontsize=9)
+        ax.set_ylim(-3, 103)
+    for ax in axes.flat[len(tasks) :]:
+        ax.axis("off")
+    fig.supxlabel("tolerance of the success rule (fraction of the target's scale)", fontsize=9)
+    axes[0, 0].set_ylabel("networks that succeed (%)")
+    axes[0, 0].legend(fontsize=7, loc="lower right", title="dashed: original", title_fontsize=6)
+    fig.suptitle("Success rate against the success rule's tolerance (dotted: the default)", fontsize=10)
+    return _save(fig, path)
+
+
 def plot_spectra(eigs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
     """Complex-plane eigenvalues of W_rec, all members overlaid, initial (grey) vs trained (colour), one panel per
     task × init, with the unit circle.
@@ -298,7 +332,11 @@ def plot_ei_spectra(
         ax.set_title(f"{method}, {init}, E {f:g}, N = {n}\n{int(ok.sum())}/{len(ok)} learned", fontsize=6)
         ax.tick_params(labelsize=5)
     axes[0, 0].legend(fontsize=4, loc="lower left", markerscale=3)
-    fig.suptitle("Eigenvalues of W_eff (E/I), all members: initial (grey) vs trained", fontsize=9)
+    fig.suptitle(
+        "Eigenvalues of W_eff (E/I; W_rec's own spectrum, not the per-step map), all members: initial (grey) vs "
+        "trained; the circle |λ| = 1 for scale",
+        fontsize=8,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     return _save(fig, path)
 

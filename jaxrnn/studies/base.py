@@ -30,7 +30,7 @@ from jaxrnn.store import Run, load_meta
 from jaxrnn.tasks import Task
 from jaxrnn.train import Hparams, TrainConfig
 
-SCALES = ("smoke", "cpu", "paper")
+SCALES = ("smoke", "cpu", "paper", "tutorial")  # tutorial: flipflop3 only (the tutorial's own model)
 #: Network options `jaxrnn study NAME --dale --sparsity S --cell C ...` may pass to the studies that take them.
 NETWORK_OPTIONS = ("dale", "e_fraction", "sparsity", "cell")
 
@@ -82,6 +82,8 @@ class Scale:
         reduced: how this scale departs from the original protocol, for the report (one or two sentences).
         grid: the study's sweep and other sizes (e.g. {"tasks": (...)}, {"delays": (...)}, {"fp_starts": 128}).
         overrides: per-task TrainConfig changes (e.g. {"flipflop": {"n_train": 640}}).
+        folder: the default output folder under results/ (None: the study's name), for a scale whose results sit
+            beside the study's own (e.g. flipflop3's tutorial scale in results/flipflop3_tutorial).
     """
 
     members: int
@@ -89,6 +91,7 @@ class Scale:
     reduced: str
     grid: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    folder: str | None = None
 
     def config(self, task: Task, **changes) -> TrainConfig:
         """The TrainConfig of `task` at this scale (per-task overrides, then `changes`)."""
@@ -180,7 +183,7 @@ class Context(NamedTuple):
                 )
             finally:
                 bar.close()
-            ok = int(np.sum(run.evaluation.success))
+            ok = int(np.sum(run.learned))
             log(f"{name}: {ok}/{E} succeed ({run.train_seconds:.0f} s of training)")
         self.trained.append(run)
         return run
@@ -255,7 +258,7 @@ def run_study(
             grid={**sc.grid, "tasks": tuple(tasks)},
             reduced=f"{sc.reduced} Only the tasks {', '.join(tasks)} (`--tasks`).",
         )
-    out = runs.check_dir_out(Path(out) if out is not None else Path("results") / study.name)
+    out = runs.check_dir_out(Path(out) if out is not None else Path("results") / (sc.folder or study.name))
     if run is not None:
         load_meta(run)  # a readable run directory, before anything is written
     command = command or _python_command(study.name, scale, members, out, run, {**options, "tasks": tasks})
@@ -362,7 +365,7 @@ def protocol_facts(run: Run) -> dict[str, str]:
         "optimizer": f"Adam lr {run.value('lr')}, decay {c.decay:g}"
         + (f", clip {c.clip_norm:g}" if c.clip_norm else ""),
         "early stop": f"loss < {run.value('threshold')}" if c.threshold > 0 or run.hparams.threshold else "never",
-        "succeed": f"{int(np.sum(run.evaluation.success))}/{len(run.members)}" if run.evaluation is not None else "—",
+        "succeed": f"{int(np.sum(run.learned))}/{len(run.members)}" if run.evaluation is not None else "—",
         "training time": f"{run.train_seconds:.0f} s" + (" (reused)" if run.origin == "loaded" else ""),
         "device": _device_name(run),
     }
@@ -383,9 +386,10 @@ def success_rules(trained: list[Run]) -> list[str]:
         seen.add(task.name)
         rule = task.success_rule.strip().rstrip(".")
         lines.append(
-            f"- {task.name}: {rule[:1].upper() + rule[1:]}. A member succeeds when its outputs are finite and at "
-            f"least {100 * float(ev.get('success_at', 0.9)):.0f}% of {ev.get('trials', '?')} held-out trials are "
-            "correct."
+            f"- {task.name}: {rule[:1].upper() + rule[1:]}. A member succeeds (*learned*) when its outputs are "
+            f"finite, at least {100 * float(ev.get('success_at', 0.9)):.0f}% of {ev.get('trials', '?')} held-out "
+            "trials are correct and its mean distance ||target - output|| is at most half that of an all-zero output "
+            "on the same trials."
         )
     return lines
 

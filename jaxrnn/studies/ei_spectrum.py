@@ -60,16 +60,23 @@ Definitions (per member):
     sqrt(0.1/0.9) ≈ 0.33, a thin ring ≈ 1; a uniform annulus with hole radius ρ (outer 1) gives
     sqrt((ρ² + 0.1(1 − ρ²)) / (ρ² + 0.9(1 − ρ²))), 0.5 at ρ = 0.378. A spectrum is called a **ring** when its ring
     index is ≥ `RING_THRESHOLD` = 0.5 (a hole at least 38% of the outer radius wide), a **disc** below;
-  * **spectral radius** = max |λ|; **sign violations** = entries of W_eff (and of W_in with its constraint) of the
-    wrong sign (0 for every method by construction; recorded as a check).
+  * **spectral radius** = max |λ| of W_rec; **step-map spectral radius** = max |λ| of the per-step map around
+    h = 0, (1 − a) I + a W_rec (`jaxrnn.analysis.spectrum.step_map`, a the run's leak), and the number of its
+    eigenvalues outside the unit circle: the only unit-circle (stability) statements the study makes, since W_rec's
+    own unit circle is the stability boundary only for a = 1; **sign violations** = entries of W_eff (and of W_in
+    with its constraint) of the wrong sign (0 for every method by construction; recorded as a check).
 
-The claim's statistics (shape, radius against E fraction and N) are computed over the members that LEARNED (the
-success criterion in the report); conditions where none learned are flagged and left out of the verdicts. Whether a
-radius depends on the E fraction (or N) is judged from the spread of the condition medians across fractions (or N)
-against the spread across members within a condition (pooled standard deviation), with a permutation test of the
-between-condition variance (`_permutation_p`).
+The claim's statistics (shape, radius against E fraction and N) are computed over the members that LEARNED,
+`Run.learned` (success under the task's rule, which includes the distance criterion, and not diverged), their number
+beside each; a condition with fewer than `MIN_LEARNERS` = 3 learners has no trained statistics, is reported as such
+and is left out of the verdicts (disc or ring, dependence tests). Whether a radius depends on the E fraction (or N)
+is judged from the spread of the condition medians across fractions (or N) against the spread across members within
+a condition (pooled standard deviation), with a permutation test of the between-condition variance
+(`_permutation_p`).
 
-Writes `ei_spectrum.csv` (one row per method × init × condition), `ei_members.csv` (one row per member),
+Writes `ei_spectrum.csv` (one row per method × init × condition), `ei_members.csv` (one row per member, learned or
+not: learned, success, diverged, MSE, distance, zero-output distance, accuracy, `stop_epoch` (the epoch after which
+it stopped early, empty when it never did) and `epochs_run`, and its spectral statistics),
 `projected_init.csv` (the check above), `eigenvalues.png` (complex plane per method × init × condition), `radius.png`
 (disc radius vs E fraction and vs N) and `report.md`; trained ensembles go to
 `<out>/runs/<method>_N<units>` (one ensemble per method and N, its members the grid init × E fraction) and are
@@ -85,7 +92,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from jaxrnn.analysis.spectrum import eigenvalues
+from jaxrnn.analysis.spectrum import eigenvalues, n_outside, step_map
 from jaxrnn.evaluate import wilson_interval
 from jaxrnn.grid import Grid
 from jaxrnn.network import NetConfig, init_params
@@ -103,6 +110,8 @@ GAP_FACTOR = 60.0  # above the largest top-5 gap / spacing (54) of 600 plain Gin
 ORIGINAL_RANK = 7  # the original code's radius: the 7th largest |λ|
 RING_THRESHOLD = 0.5  # ring index of a uniform annulus whose hole is 37.8% of its outer radius
 PERMUTATIONS = 2000
+#: a condition with fewer learners than this has no trained statistics and is left out of every verdict
+MIN_LEARNERS = 3
 #: the projection of the init (module docstring): σ² of the centred part, inner and outer radius, outlier per sqrt(N)
 PROJ_SIGMA2 = (1 - 2 / math.pi) / 4
 PROJ_INNER = math.sqrt(0.25 - PROJ_SIGMA2)  # sqrt(1 / (2π)) = 0.399, orthogonal init only
@@ -400,43 +409,58 @@ def _quantile(x, q: float) -> float:
 def analyse(results: dict) -> tuple[list[dict], list[dict], dict]:
     """Member rows, condition rows and {(method, init, f, N): (initial eigs, trained eigs, learned mask)}.
 
-    Trained statistics of a condition are medians over the members that learned (NaN when none did); initial ones
-    are over every member (the init does not depend on what training later achieves)."""
+    "Learned" is `Run.learned` (success under the task's rule, distance criterion included, and not diverged).
+    Trained statistics of a condition are medians over its learners, NaN (and shape "n/a") when it has fewer than
+    `MIN_LEARNERS`; initial ones are over every member (the init does not depend on what training later achieves).
+    Every member is listed in the member rows, learned or not, with its evaluation and training length."""
     members, conditions, eigs = [], [], {}
     for (method, init, f, n), run in results.items():
         net = dataclasses.replace(run.config.net, e_fraction=f)  # the cell's E fraction (per member in the run)
+        alpha = float(run.config.alpha)
         init_p, final_p = run.effective("init"), run.effective("final")
         W0, W1 = init_p["W_rec"], final_p["W_rec"]
-        e0, e1 = eigenvalues(W0), eigenvalues(W1)  # float64, host
+        e0, e1 = eigenvalues(W0), eigenvalues(W1)  # W_rec's spectra (the object of the study), float64, host
         s0 = spectrum_stats(e0, predicted_radius(W0, net.n_exc, net.dale_axis))
         s1 = spectrum_stats(e1, predicted_radius(W1, net.n_exc, net.dale_axis))
+        # the dynamics around h = 0: the per-step map (1 - a) I + a W_rec (W_rec itself only for a = 1)
+        for stats, W in ((s0, W0), (s1, W1)):
+            lam = eigenvalues(step_map(W, alpha))
+            stats["step_spectral_radius"] = np.abs(lam).max(axis=1)
+            stats["step_n_outside"] = np.asarray(n_outside(lam))
         bad0, bad1 = sign_violations(init_p, net), sign_violations(final_p, net)
         ev = run.evaluation
-        ok = np.asarray(ev.success, bool)
+        ok = np.asarray(run.learned, bool)
+        stop, epochs_run = np.asarray(run.ensemble.stop_epoch), np.asarray(run.epochs_run)
+        diverged = np.asarray(run.ensemble.diverged, bool)
         eigs[(method, init, f, n)] = (e0, e1, ok)
         key = dict(method=method, method_label=METHODS[method].label, init=init, e_fraction=f, units=n)
         for i in range(len(ok)):
-            row = dict(key, member=i, success=bool(ok[i]), distance=float(ev.distance[i]))
-            row.update(accuracy=float(ev.accuracy[i]), stop_epoch=int(run.ensemble.stop_epoch[i]))
+            row = dict(key, member=i, learned=bool(ok[i]), success=bool(ev.success[i]), diverged=bool(diverged[i]))
+            row.update(mse=float(ev.mse[i]), distance=float(ev.distance[i]), zero_distance=float(ev.zero_distance[i]))
+            row.update(accuracy=float(ev.accuracy[i]))
+            # stop_epoch: the epoch after which the member stopped early (loss below the threshold), empty if never
+            row.update(stop_epoch=int(stop[i]) if stop[i] > 0 else "", epochs_run=int(epochs_run[i]))
             row.update(initial_sign_violations=int(bad0[i]), trained_sign_violations=int(bad1[i]))
             row.update({f"initial_{k}": float(v[i]) for k, v in s0.items()})
             row.update({f"trained_{k}": float(v[i]) for k, v in s1.items()})
             members.append(row)
         k, E = int(ok.sum()), len(ok)
+        enough = k >= MIN_LEARNERS
         lo, hi = wilson_interval(k, E)
-        row = dict(key, dale_axis=net.dale_axis, n_exc=net.n_exc, alpha=net.alpha, members=E, successes=k)
-        row.update(success_low=lo, success_high=hi, median_accuracy=float(np.median(ev.accuracy)))
-        row.update(sign_violations=int(bad0.sum() + bad1.sum()))
+        row = dict(key, dale_axis=net.dale_axis, n_exc=net.n_exc, alpha=alpha, members=E, learners=k)
+        row.update(learned_low=lo, learned_high=hi, enough_learners=enough, stopped_early=int(np.sum(stop > 0)))
+        row.update(median_accuracy=float(np.median(ev.accuracy)), sign_violations=int(bad0.sum() + bad1.sum()))
+        learners = ok if enough else np.zeros_like(ok)  # trained statistics: NaN below MIN_LEARNERS
         for name, v in s0.items():
             row[f"initial_{name}_median"] = _median(v)
         for name, v in s1.items():
-            row[f"trained_{name}_median"] = _median(v[ok])
+            row[f"trained_{name}_median"] = _median(v[learners])
         for name in ("disc_radius", "original_radius", "bulk_radius"):
-            row[f"trained_{name}_q25"] = _quantile(s1[name][ok], 0.25)
-            row[f"trained_{name}_q75"] = _quantile(s1[name][ok], 0.75)
-            row[f"trained_{name}_sd"] = float(np.std(s1[name][ok], ddof=1)) if k > 1 else float("nan")
+            row[f"trained_{name}_q25"] = _quantile(s1[name][learners], 0.25)
+            row[f"trained_{name}_q75"] = _quantile(s1[name][learners], 0.75)
+            row[f"trained_{name}_sd"] = float(np.std(s1[name][learners], ddof=1)) if enough else float("nan")
         row["initial_n_outliers_total"] = int(np.sum(s0["n_outliers"]))
-        row["trained_n_outliers_total"] = int(np.sum(s1["n_outliers"][ok]))
+        row["trained_n_outliers_total"] = int(np.sum(s1["n_outliers"][learners])) if enough else ""
         row["trained_shape"] = shape_of(row["trained_ring_index_median"])
         row["initial_shape"] = shape_of(row["initial_ring_index_median"])
         conditions.append(row)
@@ -463,14 +487,20 @@ def _permutation_p(groups: list[np.ndarray], rng: np.random.Generator, n: int = 
 
 
 def dependence(member_rows: list[dict], key: str, by: str, fixed: dict, rng: np.random.Generator) -> dict | None:
-    """How much the trained `key` of the learned members moves with `by` ("e_fraction" or "units"), the other
-    variables `fixed` ({method, init, e_fraction or units}): condition medians, their range, the pooled
-    within-condition standard deviation, and the permutation p-value. None with fewer than 2 values of `by`."""
-    sel = [r for r in member_rows if r["success"] and all(r[k] == v for k, v in fixed.items())]
+    """How much the trained `key` of the learners (`learned` members) moves with `by` ("e_fraction" or "units"),
+    the other variables `fixed` ({method, init, e_fraction or units}): condition medians, their range, the pooled
+    within-condition standard deviation, and the permutation p-value, over the conditions with at least
+    `MIN_LEARNERS` learners (the others are left out: NaN median, their learner count still in `counts`). None with
+    fewer than 2 values of `by`."""
+    sel = [r for r in member_rows if r["learned"] and all(r[k] == v for k, v in fixed.items())]
     values = sorted({r[by] for r in member_rows if all(r[k] == v for k, v in fixed.items())})
     if len(values) < 2:
         return None
-    groups = [np.array([r[key] for r in sel if r[by] == v]) for v in values]
+    counts = [sum(r[by] == v for r in sel) for v in values]
+    groups = [
+        np.array([r[key] for r in sel if r[by] == v]) if c >= MIN_LEARNERS else np.array([])
+        for v, c in zip(values, counts, strict=True)
+    ]
     medians = [_median(g) for g in groups]
     start = key.replace("trained_", "initial_", 1)
     every = [r for r in member_rows if all(r[k] == v for k, v in fixed.items())]
@@ -483,7 +513,7 @@ def dependence(member_rows: list[dict], key: str, by: str, fixed: dict, rng: np.
         values=values,
         medians=medians,
         initial=initial,
-        counts=[len(g) for g in groups],
+        counts=counts,
         spread=spread,
         mean=float(np.mean(finite)) if finite else float("nan"),
         pooled_sd=pooled,
@@ -494,11 +524,15 @@ def dependence(member_rows: list[dict], key: str, by: str, fixed: dict, rng: np.
 def _fmt_dep(d: dict, by: str, what: str) -> str:
     name = "E fraction" if by == "e_fraction" else "N"
     pts = ", ".join(
-        f"{name} {v:g}: {m:.3f} ({c} learned)" if np.isfinite(m) else f"{name} {v:g}: none learned"
+        f"{name} {v:g}: {m:.3f} ({c} learners)"
+        if np.isfinite(m)
+        else f"{name} {v:g}: " + ("none learned" if c == 0 else f"fewer than {MIN_LEARNERS} learners ({c}), left out")
         for v, m, c in zip(d["values"], d["medians"], d["counts"], strict=True)
     )
     if not np.isfinite(d["spread"]):
-        return f"{what} by {name}: {pts}; fewer than two conditions learned, no comparison."
+        return (
+            f"{what} by {name}: {pts}; fewer than two conditions with at least {MIN_LEARNERS} learners, no comparison."
+        )
     ratio = d["spread"] / d["pooled_sd"] if d["pooled_sd"] > 0 else float("inf")
     verdict = (
         "no detectable dependence"
@@ -513,8 +547,22 @@ def _fmt_dep(d: dict, by: str, what: str) -> str:
     )
 
 
+def _learners(member_rows: list[dict], method: str, init: str) -> tuple[list[dict], list[dict], list[dict], list]:
+    """The members of `method` × `init`: (every member, its learners, the learners of the conditions with at least
+    `MIN_LEARNERS` learners (the ones the verdicts use), the (E fraction, N) conditions left out)."""
+    mine = [r for r in member_rows if r["method"] == method and r["init"] == init]
+    learned = [r for r in mine if r["learned"]]
+    count = {}
+    for r in mine:
+        count[(r["e_fraction"], r["units"])] = count.get((r["e_fraction"], r["units"]), 0) + int(r["learned"])
+    out = [c for c, k in count.items() if k < MIN_LEARNERS]
+    used = [r for r in learned if (r["e_fraction"], r["units"]) not in out]
+    return mine, learned, used, out
+
+
 def verdicts(member_rows: list[dict], rows: list[dict], methods, inits, conditions) -> list[str]:
-    """Per method × init: disc or ring, and the disc radius (and the original's radius) against E fraction and N."""
+    """Per method × init: disc or ring, and the disc radius (and the original's radius) against E fraction and N,
+    over the learners of the conditions with at least `MIN_LEARNERS` learners."""
     rng = np.random.default_rng(0)
     fracs_at = {n: [f for f, m in conditions if m == n] for _, n in conditions}
     units_at = {f: [n for g, n in conditions if g == f] for f, _ in conditions}
@@ -522,20 +570,25 @@ def verdicts(member_rows: list[dict], rows: list[dict], methods, inits, conditio
     for method in methods:
         for init in inits:
             sel = [r for r in rows if r["method"] == method and r["init"] == init]
-            learned = [r for r in member_rows if r["method"] == method and r["init"] == init and r["success"]]
-            total = sum(r["members"] for r in sel)
-            head = f"- **{method}** ({METHODS[method].label}), **{init} init**: {len(learned)} of {total} learned"
-            if not learned:
-                lines.append(head + "; nothing learned: no verdict.")
+            mine, learned, used, left_out = _learners(member_rows, method, init)
+            head = (
+                f"- **{method}** ({METHODS[method].label}), **{init} init**: {len(learned)} of {len(mine)} members "
+                "learned"
+            )
+            if left_out:
+                head += f"; conditions with fewer than {MIN_LEARNERS} learners, left out: " + ", ".join(
+                    f"E {f:g} N {n}" for f, n in left_out
+                )
+            if not used:
+                lines.append(head + f"; no condition has {MIN_LEARNERS} learners: no verdict.")
                 continue
-            ring = np.array([r["trained_ring_index"] for r in learned])
-            mine = [r for r in member_rows if r["method"] == method and r["init"] == init]
+            ring = np.array([r["trained_ring_index"] for r in used])
             ring0 = _median([r["initial_ring_index"] for r in mine])
-            shapes = {r["trained_shape"] for r in sel if r["successes"]}
+            shapes = {r["trained_shape"] for r in sel if r["enough_learners"]}
             lines.append(
                 head + f". Shape after training: **{shape_of(float(np.median(ring)))}** (ring index median "
-                f"{np.median(ring):.2f}, range {ring.min():.2f}–{ring.max():.2f} over learned members; per condition: "
-                f"{', '.join(sorted(shapes))}; at init {ring0:.2f})."
+                f"{np.median(ring):.2f}, range {ring.min():.2f}–{ring.max():.2f} over {len(used)} learners; per "
+                f"condition: {', '.join(sorted(shapes))}; at init {ring0:.2f}, every member)."
             )
             for n, fracs in fracs_at.items():
                 if len(set(fracs)) >= 2:
@@ -551,36 +604,40 @@ def verdicts(member_rows: list[dict], rows: list[dict], methods, inits, conditio
 
 
 def shape_table(member_rows: list[dict], methods, inits) -> str:
-    """Disc or ring per method × init: learned members, ring index at init (every member) and trained (learned
-    members: median and range), the shape by `RING_THRESHOLD`, and the trained disc radius R_q (learned members)."""
+    """Disc or ring per method × init: learners, ring index at init (every member) and trained (the learners of the
+    conditions with at least `MIN_LEARNERS`: median and range, their number), the shape by `RING_THRESHOLD`, and the
+    trained disc radius R_q (the same learners)."""
     out = []
     for method in methods:
         for init in inits:
-            mine = [r for r in member_rows if r["method"] == method and r["init"] == init]
-            ok = [r for r in mine if r["success"]]
+            mine, learned, used, left_out = _learners(member_rows, method, init)
             ring0 = _median([r["initial_ring_index"] for r in mine])
-            ring = np.array([r["trained_ring_index"] for r in ok])
-            rq = np.array([r["trained_disc_radius"] for r in ok])
+            ring = np.array([r["trained_ring_index"] for r in used])
+            rq = np.array([r["trained_disc_radius"] for r in used])
+            none = f"n/a (no condition with {MIN_LEARNERS} learners)"
             out.append(
                 [
                     method,
                     init,
-                    f"{len(ok)} / {len(mine)}",
+                    f"{len(learned)} / {len(mine)}",
+                    f"{len(used)}"
+                    + (f" ({len(left_out)} condition{'s' if len(left_out) > 1 else ''} left out)" if left_out else ""),
                     f"{ring0:.2f} ({shape_of(ring0)})",
-                    f"{np.median(ring):.2f} ({ring.min():.2f}–{ring.max():.2f})" if ok else "—",
-                    f"**{shape_of(float(np.median(ring)))}**" if ok else "n/a (none learned)",
-                    f"{np.median(rq):.3f} ({rq.min():.3f}–{rq.max():.3f})" if ok else "—",
+                    f"{np.median(ring):.2f} ({ring.min():.2f}–{ring.max():.2f})" if used else "—",
+                    f"**{shape_of(float(np.median(ring)))}**" if used else none,
+                    f"{np.median(rq):.3f} ({rq.min():.3f}–{rq.max():.3f})" if used else "—",
                 ]
             )
     return md_table(
         [
             "method",
             "init",
-            "learned",
-            "ring index at init (shape)",
-            "ring index trained, learned (range)",
+            "learners / members",
+            f"learners used (conditions with >= {MIN_LEARNERS})",
+            "ring index at init, every member (shape)",
+            "ring index trained, learners used (range)",
             "shape trained",
-            "R_q trained, learned (range)",
+            "R_q trained, learners used (range)",
         ],
         out,
     )
@@ -597,7 +654,7 @@ def _condition_table(rows: list[dict]) -> str:
             "init",
             "E fraction",
             "N",
-            "learned / E",
+            "learners / E",
             "R_q initial",
             "R_q trained (IQR)",
             "original radius initial / trained",
@@ -607,7 +664,9 @@ def _condition_table(rows: list[dict]) -> str:
             "ring index initial / trained",
             "shape trained",
             "smallest \\|λ\\| trained",
-            "spectral radius trained",
+            "W_rec spectral radius trained",
+            "step-map spectral radius initial / trained",
+            "step-map \\|λ\\| > 1 trained",
         ],
         [
             [
@@ -615,18 +674,23 @@ def _condition_table(rows: list[dict]) -> str:
                 r["init"],
                 f"{r['e_fraction']:g}",
                 r["units"],
-                f"{r['successes']} / {r['members']}" + ("" if r["successes"] else " **(none learned)**"),
+                f"{r['learners']} / {r['members']}"
+                + ("" if r["enough_learners"] else f" **(fewer than {MIN_LEARNERS} learners)**"),
                 _r(r["initial_disc_radius_median"]),
                 f"{_r(r['trained_disc_radius_median'])} ({_r(r['trained_disc_radius_q25'])}–"
-                f"{_r(r['trained_disc_radius_q75'])})",
+                f"{_r(r['trained_disc_radius_q75'])})"
+                if r["enough_learners"]
+                else "—",
                 f"{_r(r['initial_original_radius_median'])} / {_r(r['trained_original_radius_median'])}",
                 _r(r["trained_bulk_radius_median"]),
-                f"{r['initial_n_outliers_total']} / {r['trained_n_outliers_total']}",
+                f"{r['initial_n_outliers_total']} / {r['trained_n_outliers_total'] if r['enough_learners'] else '—'}",
                 _r(r["trained_predicted_radius_median"]),
                 f"{_r(r['initial_ring_index_median'], 2)} / {_r(r['trained_ring_index_median'], 2)}",
                 r["trained_shape"],
                 _r(r["trained_min_modulus_median"]),
                 _r(r["trained_spectral_radius_median"]),
+                f"{_r(r['initial_step_spectral_radius_median'])} / {_r(r['trained_step_spectral_radius_median'])}",
+                _r(r["trained_step_n_outside_median"], 1),
             ]
             for r in rows
         ],
@@ -648,7 +712,7 @@ def run(ctx: Context) -> list[str]:
     if projected:
         write_csv(out / "projected_init.csv", projected)
     plot_ei_spectra(eigs, out / "eigenvalues.png")
-    plot_ei_radius(rows, out / "radius.png")
+    plot_ei_radius(rows, out / "radius.png")  # trained medians are NaN (left out) below MIN_LEARNERS
     task = make_task("and", **grid["task"])
     proto = ctx.scale.protocol
     init_of = {"abs": "balanced E/I, bulk radius 1", "project": "plain orthogonal / normal, projected once"}
@@ -665,9 +729,20 @@ def run(ctx: Context) -> list[str]:
             for m in METHODS
         ],
     )
-    flagged = [r for r in rows if r["successes"] == 0]
-    successes, total = sum(r["successes"] for r in rows), sum(r["members"] for r in rows)
+    flagged = [r for r in rows if not r["enough_learners"]]
+    learners, total = sum(r["learners"] for r in rows), sum(r["members"] for r in rows)
+    used = sum(r["learners"] for r in rows if r["enough_learners"])
+    stopped = sum(r["stopped_early"] for r in rows)
     violations = sum(r["sign_violations"] for r in rows)
+    alphas = sorted({r["alpha"] for r in rows})
+    a = alphas[0] if len(alphas) == 1 else float("nan")
+    step_disc = (
+        "the unit circle itself (the step map is W_rec)"
+        if a == 1
+        else f"the circle of centre {1 - 1 / a:g} and radius {1 / a:g} in W_rec's plane"
+        if np.isfinite(a)
+        else "a circle that depends on a"
+    )
     body = [
         "## Methods and task",
         "",
@@ -684,7 +759,16 @@ def run(ctx: Context) -> list[str]:
         "",
         "## Spectra by method × init × condition",
         "",
-        "Trained columns are medians over the members that **learned**; initial columns over every member.",
+        "A member **learned** when it succeeds under the success criterion above (distance criterion included) and "
+        f"did not diverge. Trained columns are medians over the learners of the condition, their number beside; a "
+        f"condition with fewer than {MIN_LEARNERS} learners has no trained statistics (—) and is left out of the "
+        "verdicts and of radius.png. Initial columns are over every member. The spectra are those of W_rec (W_eff, "
+        "the object of the claim); the step-map columns are the dynamics around h = 0: the per-step map "
+        f"(1 − a) I + a W_rec with the runs' leak a = {', '.join(f'{x:g}' for x in alphas)}, whose eigenvalues are "
+        "1 − a + a λ(W_rec): a mode of h = 0 grows when its |1 − a + aλ| > 1, i.e. when λ lies outside "
+        f"{step_disc}. The unit circle drawn in eigenvalues.png is a scale reference for W_rec's eigenvalues"
+        + ("" if a == 1 else ", not the stability boundary at this leak")
+        + ".",
         "",
         _condition_table(rows),
         "",
@@ -702,11 +786,12 @@ def run(ctx: Context) -> list[str]:
         f"(10th / 90th percentile of |λ|) >= {RING_THRESHOLD:g} is a ring, below a disc (a uniform disc gives 0.33, "
         f"a uniform annulus whose hole is 38% of its outer radius {annulus_ring_index(0.378):.2f}, one with a hole of "
         f"half its radius {annulus_ring_index(0.5):.2f}, a thin ring about 1). Radius rule: a dependence is reported "
-        "where a permutation test of the between-condition variance of the learned members' radii gives p < 0.05 "
+        "where a permutation test of the between-condition variance of the learners' radii gives p < 0.05 "
         f"({PERMUTATIONS} relabellings, seed 0), with the spread of the condition medians against the member "
-        "standard deviation within a condition. Measured here:",
+        "standard deviation within a condition; only conditions with at least "
+        f"{MIN_LEARNERS} learners enter a verdict. Measured here:",
         "",
-        "Disc or ring per method and init (pooled over the conditions):",
+        f"Disc or ring per method and init (pooled over the conditions with at least {MIN_LEARNERS} learners):",
         "",
         shape_table(member_rows, grid["methods"], grid["inits"]),
         "",
@@ -714,19 +799,26 @@ def run(ctx: Context) -> list[str]:
         "",
         *verdicts(member_rows, rows, grid["methods"], grid["inits"], grid["conditions"]),
         "",
-        f"Task learning: {successes} of {total} members learned over all conditions; the verdicts use those only."
+        f"Task learning: {learners} of {total} members learned over all conditions; the verdicts use the {used} "
+        f"learners of the conditions with at least {MIN_LEARNERS}."
         + (
-            " Conditions where none learned (left out): "
-            + ", ".join(f"{r['method']} {r['init']} E {r['e_fraction']:g} N {r['units']}" for r in flagged)
+            f" Conditions with fewer than {MIN_LEARNERS} learners (left out): "
+            + ", ".join(
+                f"{r['method']} {r['init']} E {r['e_fraction']:g} N {r['units']} ({r['learners']} / {r['members']})"
+                for r in flagged
+            )
             + "."
             if flagged
-            else " Every condition has learned members."
-        ),
+            else f" Every condition has at least {MIN_LEARNERS} learners."
+        )
+        + f" Early stop (training loss below {proto.threshold:g}): {stopped} of {total} members stopped early, the "
+        "others trained every epoch (`ei_members.csv`: `stop_epoch` empty when a member never stopped early, "
+        "`epochs_run` the epochs it trained).",
         "",
         *_projected_section(projected),
         "## Definitions",
         "",
-        "Eigenvalues of the effective recurrent matrix W_eff in float64 on the host. **Disc radius R_q** = q90 / "
+        "Eigenvalues of the effective W_rec (W_eff) in float64 on the host. **Disc radius R_q** = q90 / "
         f"sqrt({BULK_QUANTILE:g}), q90 the {BULK_QUANTILE:.0%} quantile of |λ| (the radius of a uniform disc with that "
         "q90; no outlier rule; biased when the density inside the disc is not uniform): the radius the claim is "
         f"judged on. **Original radius** = the {ORIGINAL_RANK}th largest |λ| (the original code's measure, its six "
@@ -736,7 +828,10 @@ def run(ctx: Context) -> list[str]:
         f"m_j − m_(j+1) > {GAP_FACTOR:g} · s. **Predicted radius** = sqrt(Σ_ij (W_ij − m_c)² / N), m_c the mean "
         "weight of the sign class of the unit that fixes W_ij's sign (column for abs and project_pre, row for "
         "project_post; Rajan & Abbott 2006). **Ring index** = "
-        f"{INNER_QUANTILE:.0%} quantile / q90 of |λ|. The abs method's orthogonal init takes the magnitudes of a "
+        f"{INNER_QUANTILE:.0%} quantile / q90 of |λ|. **W_rec spectral radius** = max |λ(W_rec)|; **step-map "
+        "spectral radius** = max |λ((1 − a) I + a W_rec)| and **step-map |λ| > 1** the number of its eigenvalues "
+        "outside the unit circle (h = 0 unstable along them; tolerance 1e-5). "
+        "The abs method's orthogonal init takes the magnitudes of a "
         "Haar-orthogonal matrix (no Dale matrix with balanced rows is orthogonal: it is singular); the projection "
         "methods start from the plain matrix with its wrong-signed entries zeroed (about half of them).",
     ]

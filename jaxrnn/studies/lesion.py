@@ -70,6 +70,10 @@ def reference_curves() -> dict[str, np.ndarray]:
     return out
 
 
+#: fewer learners than this: the curves are drawn over all members, labelled as such, and nothing is compared
+MIN_LEARNERS = 3
+
+
 def _condition_mean(mean: np.ndarray) -> np.ndarray:
     return np.nanmean(mean, axis=-1)
 
@@ -96,9 +100,11 @@ def run(ctx: Context) -> list[str]:
     log(f"lesion: {len(MODES)} modes × {E} members × {len(fractions)} levels")
     all_curves = lesion_curves(task, net, final, MODES, fractions, trials, success_at=0.9)
     intact = evaluate_on(task, net, final, trials, success_at=0.9)  # the unlesioned networks on the same trials
-    # The figure and the comparison use the members that succeed unlesioned (the original lesioned working
-    # networks); all members are in the CSV too.
-    used = tr.evaluation.success if np.any(tr.evaluation.success) else np.ones(E, bool)
+    # The figure and the comparison use the members that learned (the original lesioned working networks); all
+    # members are in the CSV too. With fewer than MIN_LEARNERS learners nothing is compared.
+    learned = tr.learned
+    enough = int(learned.sum()) >= MIN_LEARNERS
+    used = learned if enough else np.ones(E, bool)
     for mode in MODES:
         c = all_curves[mode]
         ev = c.evaluation
@@ -186,14 +192,17 @@ def run(ctx: Context) -> list[str]:
     pick = [r for r in comp_rows if round(r["percent_original"]) in (0, 10, 20, 30, 36)]
     body = [
         f"## Ensemble: {task.name}, N = {cfg.units}, {cfg.init} init, {E} members "
-        f"({int(tr.evaluation.success.sum())} succeed unlesioned), run directory `{tr.path}`"
+        f"({int(learned.sum())} learned the task), run directory `{tr.path}`"
         + (" (reused)" if tr.origin == "loaded" else "")
         + (
-            f". The figure, the summary and the comparison use the {int(used.sum())} members that succeed unlesioned"
-            if np.any(tr.evaluation.success)
-            else f". The figure, the summary and the comparison use all {E} members (none succeeds unlesioned)"
+            f". The figure, the summary and the comparison use the {int(used.sum())} members that learned"
+            if enough
+            else f". **Fewer than {MIN_LEARNERS} members learned the task**: the figure and the summary show all {E} "
+            "members, networks that did not learn, so they are no result about lesions of working networks, and "
+            "nothing is compared with the original"
         )
-        + "; `lesion.csv` has both (columns `ok_*`: those members; the others: all members).",
+        + "; `lesion.csv` has both (columns `ok_*`: the learners, or all members when fewer than "
+        f"{MIN_LEARNERS}; the others: all members).",
         "",
         "Lesion: the k = round(f · n) smallest-|w| weights of the eligible set are zeroed (n = N² for both signs, the "
         "count of that sign otherwise); bands zero the weights of that sign whose magnitude rank lies between "
@@ -233,7 +242,7 @@ def run(ctx: Context) -> list[str]:
         "## Point by point (condition-averaged distance)",
         "",
     ]
-    if pick:
+    if pick and enough:
         body.append(
             md_table(
                 ["mode", "removed % (original / jaxrnn)", "jaxrnn", "original", "jaxrnn ÷ its 0%", "original ÷ its 0%"],
@@ -264,6 +273,8 @@ def run(ctx: Context) -> list[str]:
             "the ensemble sizes; the original's error bars, which look like standard deviations rather than s.e.m.; "
             "and the mapping of the original's thresholds to removed % for the sign-restricted modes.",
         ]
+    elif not enough:
+        body.append(f"(Fewer than {MIN_LEARNERS} learners: comparison skipped.)")
     else:
         body.append("(No original curves for this task and size: comparison skipped.)")
     body += [

@@ -61,7 +61,7 @@ def run(ctx: Context) -> list[str]:
     loss = np.full_like(rate, np.nan)
     for values, idx in run_.cells():
         ev = run_.evaluation
-        ok = np.asarray(ev.success)[idx] & ~np.asarray(run_.ensemble.diverged)[idx]
+        ok = run_.learned[idx]
         k, n = int(ok.sum()), len(idx)
         lo, hi = wilson_interval(k, n)
         i, j = delays.index(values["delay"]), lrs.index(values["lr"])
@@ -76,7 +76,9 @@ def run(ctx: Context) -> list[str]:
                 wilson_low=lo,
                 wilson_high=hi,
                 median_final_loss=loss[i, j],
+                median_distance_learners=float(np.median(ev.distance[idx][ok])) if k else float("nan"),
                 median_distance=float(np.median(ev.distance[idx])),
+                zero_output_distance=float(np.median(ev.zero_distance[idx])),
                 diverged=int(np.sum(run_.ensemble.diverged[idx])),
             )
         )
@@ -104,7 +106,16 @@ def run(ctx: Context) -> list[str]:
         "![lr × delay](lr_delay.png)",
         "",
         md_table(
-            ["lr", "delay", "successes / seeds", "Wilson 95%", "median final loss", "median distance"],
+            [
+                "lr",
+                "delay",
+                "learned / seeds",
+                "Wilson 95%",
+                "median final loss, all",
+                "median distance, learners",
+                "median distance, all",
+                "zero output's distance",
+            ],
             [
                 [
                     f"{r['lr']:g}",
@@ -112,7 +123,9 @@ def run(ctx: Context) -> list[str]:
                     f"{r['successes']} / {r['members']}",
                     f"[{100 * r['wilson_low']:.0f}, {100 * r['wilson_high']:.0f}]%",
                     f"{r['median_final_loss']:.3g}",
+                    f"{r['median_distance_learners']:.3f}" if r["successes"] else "—",
                     f"{r['median_distance']:.3f}",
+                    f"{r['zero_output_distance']:.3f}",
                 ]
                 for r in rows
             ],
@@ -120,9 +133,12 @@ def run(ctx: Context) -> list[str]:
         "",
         "Best learning rate per delay (highest success rate; ties: the smallest lr): " + "; ".join(best) + ".",
         "",
-        f"{len(learned)} of {len(rows)} cells have at least one member that learned the task. The final loss is the "
-        "training MSE of the last epoch (with the task's input and target noise); in cells where no member learned "
-        "it measures how far from the task the networks stayed, not a property of learned solutions.",
+        f"{len(learned)} of {len(rows)} cells have at least one member that learned the task (success under the "
+        "task's rule, stated below). The final loss is the training MSE of the last epoch over all members of the "
+        "cell (with the task's input and target noise); in cells where no member learned it measures how far from "
+        "the task the networks stayed, not a property of learned solutions. The learners' distance is over the "
+        "members that learned (their number in the third column); the other distance columns are over all members, "
+        "for scale.",
     ]
 
 

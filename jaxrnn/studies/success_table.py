@@ -1,16 +1,17 @@
 """Success table: the seven 2019 tasks × {orthogonal, normal} recurrent init, E members each (Jarne & Laje 2019,
 Table 1), with 95% Wilson intervals beside the original percentages (20 networks each, judged by eye).
 
-Writes `success_table.csv`, `success_table.md`, `success_table.png` and `report.md`. Each task's orthogonal and normal
-cells train as one ensemble (a grid over the init law, one compiled program) in `<out>/runs/<task>`, reused when a run
-of the same config exists there.
+Writes `success_table.csv`, `success_table.md`, `success_table.png`, the sensitivity view of the success rule
+(`success_sensitivity.csv` and `.png`: every cell's rate as the rule's tolerance varies, re-scored from the stored
+evaluations) and `report.md`. Each task's orthogonal and normal cells train as one ensemble (a grid over the init
+law, one compiled program) in `<out>/runs/<task>`, reused when a run of the same config exists there.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from jaxrnn.evaluate import wilson_interval
+from jaxrnn.evaluate import TOLERANCES, difference_interval, wilson_interval
 from jaxrnn.grid import Grid
 from jaxrnn.store import Run
 from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, write_csv
@@ -114,36 +115,104 @@ def _paper_n_train(task_name: str) -> int:
     return TrainConfig(task=make_task(task_name)).n_train
 
 
+def _median(values) -> float:
+    values = np.asarray(values, float)
+    return float(np.median(values)) if values.size else float("nan")
+
+
 def table(results: dict[tuple[str, str], Run]) -> list[dict]:
-    """One CSV row per task × init: successes, rate, Wilson 95% interval, medians, and the original's rate."""
+    """One CSV row per task × init: successes, rate, Wilson 95% interval, the original's rate, the orthogonal-minus-
+    normal difference with its interval (on the orthogonal row), medians over the learners (members that succeed)
+    and over all members, the zero output's distance."""
     rows = []
     for (task_name, init), tr in results.items():
         ev = tr.evaluation
-        n, k = len(ev.success), int(np.sum(ev.success))
+        learned = tr.learned
+        n, k = len(learned), int(np.sum(learned))
         lo, hi = wilson_interval(k, n)
         orig = ORIGINAL[task_name][INITS.index(init)] / 100
-        rows.append(
-            dict(
-                task=task_name,
-                init=init,
-                members=n,
-                successes=k,
-                rate=k / n,
-                wilson_low=lo,
-                wilson_high=hi,
-                original_rate=orig,
-                original_in_interval=bool(lo <= orig <= hi),
-                median_distance=float(np.median(ev.distance)),
-                median_mse=float(np.median(ev.mse)),
-                median_accuracy=float(np.median(ev.accuracy)),
-                median_stop_epoch=float(np.median(tr.epochs_run)),
-                epochs=tr.config.epochs,
-                trials_seen=tr.config.epochs * tr.config.n_train,
-                trials_seen_vs_paper=tr.config.epochs * tr.config.n_train / (20 * _paper_n_train(task_name)),
-                diverged=int(np.sum(tr.ensemble.diverged)),
-            )
+        row = dict(
+            task=task_name,
+            init=init,
+            members=n,
+            successes=k,
+            rate=k / n,
+            wilson_low=lo,
+            wilson_high=hi,
+            original_rate=orig,
+            original_in_interval=bool(lo <= orig <= hi),
+            difference=float("nan"),
+            difference_low=float("nan"),
+            difference_high=float("nan"),
+            median_distance_learners=_median(ev.distance[learned]),
+            median_distance=float(np.median(ev.distance)),
+            zero_output_distance=float(np.median(ev.zero_distance)),
+            median_mse=float(np.median(ev.mse)),
+            median_accuracy=float(np.median(ev.accuracy)),
+            median_stop_epoch=float(np.median(tr.epochs_run)),
+            epochs=tr.config.epochs,
+            trials_seen=tr.config.epochs * tr.config.n_train,
+            trials_seen_vs_paper=tr.config.epochs * tr.config.n_train / (20 * _paper_n_train(task_name)),
+            diverged=int(np.sum(tr.ensemble.diverged)),
         )
+        rows.append(row)
+    by = {(r["task"], r["init"]): r for r in rows}
+    for r in rows:
+        other = by.get((r["task"], "normal"))
+        if r["init"] == "orthogonal" and other is not None:
+            lo, hi = difference_interval(r["successes"], r["members"], other["successes"], other["members"])
+            r.update(difference=r["rate"] - other["rate"], difference_low=lo, difference_high=hi)
     return rows
+
+
+def sensitivity(results: dict[tuple[str, str], Run]) -> list[dict]:
+    """One row per task × init × tolerance: the cell's successes when the task's `tolerance` (the half-width of the
+    band the success rule accepts) takes each value of `jaxrnn.evaluate.TOLERANCES`, from the stored evaluations
+    (no retraining, no new forward pass)."""
+    rows = []
+    for (task_name, init), tr in results.items():
+        ev = tr.evaluation
+        success_at = float(tr.evaluation_settings.get("success_at", 0.9))
+        ok = ev.success_at_tolerance(success_at) & ~np.asarray(tr.ensemble.diverged, bool)[:, None]
+        default = tr.config.task.tolerance
+        for j, tol in enumerate(TOLERANCES):
+            k, n = int(ok[:, j].sum()), len(ok)
+            lo, hi = wilson_interval(k, n)
+            rows.append(
+                dict(
+                    task=task_name,
+                    init=init,
+                    tolerance=tol,
+                    default=bool(np.isclose(tol, default)),
+                    members=n,
+                    successes=k,
+                    rate=k / n,
+                    wilson_low=lo,
+                    wilson_high=hi,
+                    original_rate=ORIGINAL[task_name][INITS.index(init)] / 100,
+                )
+            )
+    return rows
+
+
+def _robustness(rows: list[dict]) -> list[str]:
+    """Whether "orthogonal beats normal" holds at every tolerance, task by task."""
+    lines = []
+    for t in dict.fromkeys(r["task"] for r in rows):
+        by = {(r["init"], r["tolerance"]): r["rate"] for r in rows if r["task"] == t}
+        diffs = [by[("orthogonal", tol)] - by[("normal", tol)] for tol in TOLERANCES if ("normal", tol) in by]
+        if not diffs or ("orthogonal", TOLERANCES[0]) not in by:
+            continue
+        signs = {
+            "higher": sum(d > 0 for d in diffs),
+            "equal": sum(d == 0 for d in diffs),
+            "lower": sum(d < 0 for d in diffs),
+        }
+        lines.append(
+            f"- **{t}**: orthogonal higher than normal at {signs['higher']}, equal at {signs['equal']}, lower at "
+            f"{signs['lower']} of {len(diffs)} tolerances ({TOLERANCES[0]:g}–{TOLERANCES[-1]:g})."
+        )
+    return lines
 
 
 def _markdown(rows: list[dict]) -> str:
@@ -155,10 +224,19 @@ def _markdown(rows: list[dict]) -> str:
         "Wilson 95%",
         "original (of 20)",
         "original in interval",
-        "median distance",
-        "median MSE",
+        "orthogonal − normal [95%]",
+        "median distance, learners (n)",
+        "median distance, all",
+        "zero output's distance",
+        "median MSE, all",
         "median stop epoch",
     ]
+
+    def diff(r):
+        if not np.isfinite(r["difference"]):
+            return ""
+        return f"{100 * r['difference']:+.0f} [{100 * r['difference_low']:+.0f}, {100 * r['difference_high']:+.0f}]"
+
     body = [
         [
             r["task"],
@@ -168,7 +246,10 @@ def _markdown(rows: list[dict]) -> str:
             f"[{100 * r['wilson_low']:.0f}, {100 * r['wilson_high']:.0f}]%",
             f"{100 * r['original_rate']:.0f}%",
             "yes" if r["original_in_interval"] else "**no**",
+            diff(r),
+            f"{r['median_distance_learners']:.3f} ({r['successes']})" if r["successes"] else "— (0)",
             f"{r['median_distance']:.3f}",
+            f"{r['zero_output_distance']:.3f}",
             f"{r['median_mse']:.2e}",
             f"{r['median_stop_epoch']:.0f} / {r['epochs']}",
         ]
@@ -246,7 +327,7 @@ def _comparison(rows: list[dict]) -> list[str]:
 
 def run(ctx: Context) -> list[str]:
     """The success-table study (module docstring): writes its files under `ctx.out`, returns the report body."""
-    from jaxrnn.plots.studies import plot_success_table
+    from jaxrnn.plots.studies import plot_success_sensitivity, plot_success_table
 
     results = ensembles(ctx)
     rows = table(results)
@@ -254,6 +335,9 @@ def run(ctx: Context) -> list[str]:
     md = _markdown(rows)
     (ctx.out / "success_table.md").write_text(md + "\n")
     plot_success_table(rows, ctx.out / "success_table.png")
+    sens = sensitivity(results)
+    write_csv(ctx.out / "success_sensitivity.csv", sens)
+    plot_success_sensitivity(sens, ctx.out / "success_sensitivity.png")
     return [
         "## Success table",
         "",
@@ -262,15 +346,31 @@ def run(ctx: Context) -> list[str]:
         md,
         "",
         "Rate = successes / E with a 95% Wilson score interval; original = Jarne & Laje 2019 Table 1 (20 networks, "
-        "success judged by eye). Distance = per-trial L2 norm ||target − output|| over the whole trial, averaged over "
-        "held-out trials (the original's metric). Stop epoch = the epoch of early stopping, or all epochs when the "
-        "loss never fell below the task's threshold.",
+        "success judged by eye). Orthogonal − normal: the difference of the two rates with its 95% interval "
+        "(Newcombe's hybrid score method). Distance = per-trial L2 norm ||target − output|| over the whole trial, "
+        "averaged over held-out trials (the original's metric), as a median over the members that learned (their "
+        "number in brackets) and over all members; the zero output's distance is what an all-zero output scores on "
+        "the same trials (a member whose distance exceeds half of it has not learned). Stop epoch = the epoch of early "
+        "stopping, or all epochs when the loss never fell below the task's threshold.",
         "",
         "![success rates](success_table.png)",
         "",
         *_comparison(rows),
         "",
-        "Files: `success_table.csv` (one row per task × init), `success_table.md`, `success_table.png`; trained "
+        "## Sensitivity to the success rule",
+        "",
+        "Every cell's success rate as the rule's tolerance (the half-width of the band around the target that a "
+        "correct trial stays in, as a fraction of the target's scale; `jaxrnn tasks` states each task's rule) varies "
+        f"from {TOLERANCES[0]:g} to {TOLERANCES[-1]:g}, re-scored from the stored evaluations (the same trials and "
+        "networks; the distance criterion is unchanged). The dotted line is the default tolerance, the dashed lines "
+        "the original's rates.",
+        "",
+        "![sensitivity](success_sensitivity.png)",
+        "",
+        *_robustness(sens),
+        "",
+        "Files: `success_table.csv` (one row per task × init), `success_table.md`, `success_table.png`, "
+        "`success_sensitivity.csv` (one row per task × init × tolerance), `success_sensitivity.png`; trained "
         "ensembles in `runs/` (not committed; rerunning the same command reuses them).",
     ]
 

@@ -16,6 +16,23 @@ checks) and stacks them with the member axis first.
 
 Each task class also carries its training preset (`preset`, the original protocol's early-stop threshold, training
 set, batch, N and RNN bias; DESIGN.md §3) and `success_rule`, one sentence saying when a trial is correct (§4).
+
+**When a trial is correct** (`correct`, what a scientist checks by eye on a plotted trial). The default rule, for tasks
+whose target holds levels (gates, flip-flops, the decision tasks), has two parts, judged per output channel:
+
+* *quiet before the cue*: before the first event that may move the output (the first response window minus the
+  task's `_lead`, e.g. the gates' pulse onset), the output stays within the tolerance band of its target (the
+  baseline) on at least `HOLD` (90%) of the steps: no response that starts before the cue;
+* *reach and hold*: in every response window, after its first `settle` steps (the time allowed to move the
+  output), the output lies within the band of the target level on at least `HOLD` of the steps: the response reaches
+  the level in time and holds it (a late or slow response, an inverted one or one with a large oscillation fails).
+
+The band is ±`tolerance` × (the distance between the two target levels): ±0.25 on the gates' 0/1 levels, ±0.5 on
+±1 levels. `tolerance` is a traced param (its value re-scores stored networks without recompiling: the sensitivity
+view of the success tables varies it). Tasks whose target has a shape (time reproduction, oscillation) define their
+own `correct` with the same tolerance. A *member* succeeds when its outputs are finite, at least 90% of the held-out
+trials are correct and its mean distance ||target − output|| is at most half that of an all-zero output on the same
+trials (`jaxrnn.evaluate`).
 """
 
 from __future__ import annotations
@@ -84,16 +101,23 @@ class Task:
     preset: ClassVar[TrainPreset] = TrainPreset()
     #: when a trial is correct, in one sentence (the numbers are those of the task's defaults)
     success_rule: ClassVar[str] = (
-        "a trial is correct when, in every response window, the mean output lies on the target's side of the "
-        "midpoint between the two target levels"
+        "a trial is correct when the output stays within ±0.25 × the level range of its baseline before the cue and, "
+        "in every response window after its first 20 steps, within ±0.25 × the level range of the target level, each "
+        "on at least 90% of the steps"
     )
+    #: steps at the start of every response window that `correct` does not judge (time to move the output)
+    settle: ClassVar[int] = 20
 
     T: int = 200
     noise: float = 0.1
+    #: half-width of the band around the target that `correct` accepts, as a fraction of the task's target scale
+    #: (the level range; for shaped targets, see the task); not used in training
+    tolerance: float = 0.25
 
     def __post_init__(self):
         _check(self, self.T > 0, "T", f"must be a positive number of steps, got {self.T}")
         _check(self, self.noise >= 0, "noise", f"must be >= 0, got {self.noise}")
+        _check(self, self.tolerance > 0, "tolerance", f"must be > 0, got {self.tolerance}")
 
     # -- parameters -----------------------------------------------------------------------------------------------
 
@@ -201,7 +225,8 @@ class Task:
         raise NotImplementedError
 
     def correct(self, trial: Trial, outputs: Array, params: Mapping[str, Array] | None = None) -> Array:
-        """True when, in every response window, the mean output lies on the target's side of the midpoint.
+        """True when the output is quiet before the cue and reaches and holds the target in every response window
+        (the module docstring's rule, band ±`tolerance` × the level range).
 
         Args:
             trial: one trial.
@@ -210,8 +235,15 @@ class Task:
         Returns:
             bool scalar.
         """
-        self._params(params)  # validates the names; the windows are in the trial
-        return window_correct(trial, outputs, sum(self.levels) / 2, self.max_windows)
+        p = self._params(params)
+        band = p["tolerance"] * (self.levels[1] - self.levels[0])
+        quiet = before_first_window(trial.response, self._lead(p))
+        return band_correct(outputs, trial.targets, trial.response, quiet, band, self.settle, self.max_windows)
+
+    def _lead(self, p: Mapping[str, Array]) -> Array:
+        """Steps from the cue (the first event that may move the output) to the first response window: the output
+        must be quiet before `first window - lead`. Tasks override it from their timing params."""
+        return jnp.asarray(0)
 
 
 def _dtype(annotation) -> jnp.dtype:
@@ -234,15 +266,34 @@ def _check(task, ok: bool, field: str, message: str) -> None:
         raise ValueError(f"{task.name}: {field} {message}")
 
 
-def window_correct(trial: Trial, outputs: Array, midpoint: float, max_windows: int) -> Array:
-    """Every response window's mean output on the same side of `midpoint` as its mean target."""
+#: fraction of the judged steps of a segment (quiet period, response window) that must lie inside the band
+HOLD = 0.9
+
+
+def before_first_window(response: Array, lead: Array) -> Array:
+    """(T, n_out) bool: the steps before `lead` steps ahead of each channel's first response window (all steps of
+    a channel without one)."""
+    T = response.shape[0]
+    inside = response > 0
+    first = jnp.where(inside.any(0), jnp.argmax(inside, axis=0), T)  # (n_out,)
+    return jnp.arange(T)[:, None] < (first - lead)[None, :]
+
+
+def band_correct(
+    outputs: Array, targets: Array, response: Array, quiet: Array, band: Array, settle: int, max_windows: int
+) -> Array:
+    """The level rule: on the `quiet` steps, and in every response window after its first `settle` steps, the
+    output lies within `band` of the target on at least `HOLD` of the steps (per output channel; an empty segment
+    passes). All arrays (T, n_out); `response` holds window ids (0 outside)."""
+    near = jnp.abs(outputs - targets) <= band  # (T, n_out)
     ids = jnp.arange(1, max_windows + 1)
-    w = (trial.response[..., None] == ids[None, None, :]).astype(outputs.dtype)  # (T, n_out, K)
-    count = w.sum(0)
-    mean_out = (w * outputs[..., None]).sum(0) / jnp.maximum(count, 1)
-    mean_tgt = (w * trial.targets[..., None]).sum(0) / jnp.maximum(count, 1)
-    ok = jnp.sign(mean_out - midpoint) == jnp.sign(mean_tgt - midpoint)
-    return jnp.all(ok | (count == 0))
+    w = response[..., None] == ids[None, None, :]  # (T, n_out, K)
+    judged = w & (jnp.cumsum(w, axis=0) > settle)  # a window's steps after its first `settle`
+    n = judged.sum(0)
+    held = (judged & near[..., None]).sum(0) >= HOLD * n
+    q_n = quiet.sum(0)
+    quiet_ok = (quiet & near).sum(0) >= HOLD * q_n
+    return jnp.all(held | (n == 0)) & jnp.all(quiet_ok | (q_n == 0))
 
 
 def pulse(t: Array, start: Array, width: Array) -> Array:

@@ -7,8 +7,9 @@ stimulus or delay to the end of the trial (`T`). The trial length `T` is a field
 
 Targets and correctness. The four binary-choice tasks (`perceptual_dm`, `context_dm`, `dms`, `pwm`) use targets of
 ±1 (levels (-1, 1)) in the decision period and 0 ("no choice yet", the fixation state) before it; a trial is correct
-when the mean output over the judged part of the decision period has the target's sign (the default window rule of
-`Task.correct`). `and_or_context` uses the gates' 0/1 levels (midpoint 0.5).
+when the output stays within ±0.5 of 0 before the decision period and within ±0.5 of the answer over the judged part
+of the decision period, each on at least 90% of the steps (the level rule of `Task.correct`, tolerance 0.25 of the
+level range 2). `and_or_context` uses the gates' 0/1 levels (band ±0.25) and their quiet period before the pulses.
 
 Loss mask (cost mask of Yang, Joglekar, Song, Newsome & Wang 2019, Nat. Neurosci. 22:297, Methods): weight
 `pre_weight` (1) before the decision period, 0 during its first `grace` steps (100 ms, the time allowed to move the
@@ -99,9 +100,13 @@ class _Decision(Task):
     levels: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     n_out: ClassVar[int] = 1
     success_rule: ClassVar[str] = (
-        "a trial is correct when the mean output over the decision period after its 100-step grace has the sign of "
-        "the answer (±1)"
+        "a trial is correct when the output stays within ±0.5 of 0 before the decision period (fixation) and within "
+        "±0.5 of the answer (±1) over the decision period after its 100-step grace, each on at least 90% of the steps"
     )
+    settle: ClassVar[int] = 0  # the grace period is the time to move the output
+
+    def _lead(self, p):
+        return p["grace"]  # quiet before the decision period
 
     grace: int = 100
     pre_weight: float = 1.0
@@ -428,8 +433,9 @@ class AndOrContext(Task):
     conditions: ClassVar[tuple[str, ...]] = tuple(f"{g}{a}{b}" for g in ("and", "or") for a in "01" for b in "01")
     preset: ClassVar[TrainPreset] = TrainPreset(threshold=1e-3)
     success_rule: ClassVar[str] = (
-        "a trial is correct when the mean output from t = 70 to the end lies on the target's side of 0.5 "
-        "(the midpoint of the levels 0 and 1)"
+        "a trial is correct when the output stays within ±0.25 of 0 before the pulses A and B (t < 30; the context "
+        "pulse falls in this period) and within ±0.25 of the gate's value from t = 90 to the end, each on at least "
+        "90% of the steps"
     )
 
     T: int = 200
@@ -454,6 +460,9 @@ class AndOrContext(Task):
         _check(self, self.response_weight > 0, "response_weight", f"must be > 0, got {self.response_weight}")
         judged = self.response_start + self.grace
         _check(self, judged < self.T, "T", f"={self.T} too short: the judged response starts at step {judged}")
+
+    def _lead(self, p):
+        return p["response_start"] + p["grace"] - p["pulse_start"]  # quiet before the pulses A and B
 
     def sample(self, key, params=None):
         p = self._params(params)

@@ -61,8 +61,9 @@ class FlipFlop(Task):
     STATIC: ClassVar[tuple[str, ...]] = ("T", "n_turns")
     preset: ClassVar[TrainPreset] = TrainPreset(threshold=1e-3, n_train=25_000)
     success_rule: ClassVar[str] = (
-        "a trial is correct when, in every response window (from 20 steps after a pulse's end to the next pulse), "
-        "the mean output lies on the stored bit's side of 0.5"
+        "a trial is correct when the output stays within ±0.25 of the baseline before the first pulse and, in every "
+        "response window (from 20 steps after a pulse's end to the next pulse) after its first 20 steps, within "
+        "±0.25 of the stored bit, each on at least 90% of the steps"
     )
 
     T: int = 1010
@@ -87,6 +88,9 @@ class FlipFlop(Task):
         )
         last = self.first + (self.n_turns - 1) * self.interval_min + self.pulse_width + self.delay
         _check(self, last < self.T, "T", f"={self.T} too short: the last turn's response starts at {last}")
+
+    def _lead(self, p):
+        return p["pulse_width"] + p["delay"]  # quiet before the first pulse
 
     def sample(self, key, params=None):
         p = self._params(params)
@@ -122,8 +126,9 @@ class FlipFlop3(Task):
     STATIC: ClassVar[tuple[str, ...]] = ("T", "n_bits")
     preset: ClassVar[TrainPreset] = TrainPreset(threshold=9e-3, n_train=30_000, batch_size=128, units=400)
     success_rule: ClassVar[str] = (
-        "a trial is correct when, on every channel and in every response window (from 20 steps after a pulse's end "
-        "to that channel's next pulse), the mean output has the sign of the channel's latest pulse"
+        "a trial is correct when, on every channel, the output stays within ±0.5 of 0 before the channel's first "
+        "pulse and, in every response window (from 20 steps after a pulse's end to that channel's next pulse) after "
+        "its first 20 steps, within ±0.5 of the latest pulse's sign (±1), each on at least 90% of the steps"
     )
 
     T: int = 340
@@ -145,6 +150,9 @@ class FlipFlop3(Task):
         _check(self, self.gap2 > self.pulse_width, "gap2", f"must exceed pulse_width={self.pulse_width}")
         reach = self.first_max + self.pulse_width + self.delay
         _check(self, reach < self.T, "T", f"={self.T} too short: the first pulse's response starts up to {reach}")
+
+    def _lead(self, p):
+        return p["pulse_width"] + p["delay"]  # quiet before each channel's first pulse
 
     @property
     def n_in(self) -> int:

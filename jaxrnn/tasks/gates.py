@@ -27,8 +27,8 @@ from jaxrnn.tasks.base import Task, TrainPreset, Trial, _check, add_noise, pulse
 @dataclasses.dataclass(frozen=True)
 class _Gate(Task):
     success_rule: ClassVar[str] = (
-        "a trial is correct when the mean output from t = 70 to the end lies on the target's side of 0.5 "
-        "(the midpoint of the levels 0 and 1)"
+        "a trial is correct when the output stays within ±0.25 of the baseline before the pulses (t < 30) and within "
+        "±0.25 of the gate's value from t = 90 to the end, each on at least 90% of the steps"
     )
 
     T: int = 200
@@ -62,6 +62,9 @@ class _Gate(Task):
 
     def _gate(self, bits):
         raise NotImplementedError
+
+    def _lead(self, p):
+        return p["response_start"] - p["pulse_start"]  # quiet before the pulses (shifted with the onset jitter)
 
     def sample(self, key, params=None):
         p = self._params(params)
