@@ -3,7 +3,8 @@
 Each script answers one question (STYLE.md §12): it compiles once, times with `block_until_ready` over repeats,
 reports min and median with compile time apart, and writes `results/benchmarks/NAME.{csv,md,png}` with the device,
 versions, sizes and the load average of the machine (other work on it makes timings noisy). `--smoke` shrinks
-everything to seconds for CI.
+everything to seconds for CI and writes into the current directory instead (or `--out`), never over the checkout's
+measurements.
 
 The scripts set the fast CPU defaults (`jaxrnn._platform.configure`) before importing JAX, like the CLI.
 """
@@ -44,11 +45,21 @@ def train_module():
     return importlib.import_module("jaxrnn.train")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose `--out` defaults to results/benchmarks, or to the current directory with `--smoke`."""
+
+    def parse_args(self, args=None, namespace=None):
+        a = super().parse_args(args, namespace)
+        if a.out is None:
+            a.out = "." if a.smoke else str(RESULTS)
+        return a
+
+
 def parser(name: str, doc: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"benchmarks/{name}.py", description=doc)
-    p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (CI)")
+    p = _Parser(prog=f"benchmarks/{name}.py", description=doc)
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (CI); writes into the current directory")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per point (median reported)")
-    p.add_argument("--out", default=str(RESULTS), help="output folder (default results/benchmarks)")
+    p.add_argument("--out", help="output folder (default results/benchmarks; with --smoke the current directory)")
     return p
 
 

@@ -1,13 +1,13 @@
 """The `jaxrnn` command line: train ensembles, inspect tasks, evaluate, show and plot run directories, run studies.
 
-    jaxrnn tasks
+    jaxrnn tasks [NAME]
     jaxrnn train TASK [--members E] [--units N] [--init orthogonal|normal] [--protocol paper|online] [--epochs n]
                       [--batch-size B] [--n-train n] [--lr LR] [--seed S] --out RUN_DIR [--param key=value ...]
     jaxrnn sample TASK --trials K [--seed S] [--param key=value ...] --out FILE.npz [--plot FILE.png]
     jaxrnn evaluate RUN_DIR [--trials K]
     jaxrnn show RUN_DIR
     jaxrnn plot RUN_DIR
-    jaxrnn study NAME [--scale smoke|cpu|paper|tutorial] [--members E] [--out DIR] [--run RUN_DIR]
+    jaxrnn study NAME [--scale smoke|cpu|paper|tutorial] [--members E] [--out DIR] [--run RUN_DIR] [--overwrite]
     jaxrnn import-keras FILE [FILE ...] --task TASK [--initial FILE0 ...] --out RUN_DIR [--param key=value ...]
 
 Every input is validated (task, parameters, sizes, output paths, an existing run directory) before JAX compiles
@@ -155,7 +155,11 @@ def _cmd_tasks(args) -> int:
 
     from jaxrnn.tasks import TASKS
 
+    if args.name is not None and args.name not in TASKS:
+        raise ValueError(f"unknown task {args.name!r}; allowed: {', '.join(TASKS)}")
     for name, cls in TASKS.items():
+        if args.name is not None and name != args.name:
+            continue
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         task = cls()
         print(f"{name}  ({task.n_in} in, {task.n_out} out; conditions: {', '.join(task.conditions)})  {doc}")
@@ -204,6 +208,14 @@ def _train_config(args):
     return config, Hparams(lr=args.lr, gain=args.gain)
 
 
+class _Given(argparse.Action):
+    """Store the value and note the option as given (`args.given`), so a grid axis can refuse the same option."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
 def _add_network_options(p, study: bool = False) -> None:
     """--cell, --dale, --e-fraction, --sparsity (train and study), --dale-method, --dale-axis, --nonneg-input (train);
     values are checked by NetConfig before any compilation, with a message naming the field."""
@@ -243,6 +255,7 @@ def _add_network_options(p, study: bool = False) -> None:
     p.add_argument(
         "--e-fraction",
         type=float,
+        action=_Given,
         default=None if study else 0.8,
         metavar="F",
         help="with --dale: fraction of excitatory units, in (0, 1) (default 0.8)",
@@ -258,12 +271,20 @@ def _add_network_options(p, study: bool = False) -> None:
 
 
 def _grid(args, task):
-    """The `--grid NAME=V1,V2,...` axes as a Grid with `--members` per cell, or None (validated; no JAX)."""
+    """The `--grid NAME=V1,V2,...` axes as a Grid with `--members` per cell, or None (validated; no JAX). An axis
+    also given as its own option (`--lr`) or task parameter (`--param`) is refused: the axis would override it."""
     if not args.grid:
         return None
     from jaxrnn.grid import Grid, parse_axis
 
-    return Grid(tuple(parse_axis(text, task) for text in args.grid), args.members).check(task)
+    grid = Grid(tuple(parse_axis(text, task) for text in args.grid), args.members).check(task)
+    params = parse_params(args.task, args.param)
+    for name in grid.names:
+        if name in getattr(args, "given", ()):
+            raise ValueError(f"--grid {name}: also given as --{name.replace('_', '-')}; give one or the other")
+        if name in params:
+            raise ValueError(f"--grid {name}: also given as --param {name}; give one or the other")
+    return grid
 
 
 def _cmd_train(args) -> int:
@@ -547,7 +568,9 @@ def _cmd_sample(args) -> int:
 
         k = min(args.trials, 4)
         labels = [task.conditions[int(c)] for c in arrays["condition"][:k]]
-        print(plots.trials(arrays["inputs"][:k], arrays["targets"][:k], args.plot, labels=labels, title=task.name))
+        inputs, targets = arrays["inputs"][:k], arrays["targets"][:k]
+        names = getattr(task, "input_names", None)  # the task's own channel names, if it has them
+        print(plots.trials(inputs, targets, args.plot, labels=labels, title=task.name, input_names=names))
     return 0
 
 
@@ -572,6 +595,7 @@ def _cmd_study(args) -> int:
         command=" ".join(["jaxrnn", *args.argv]),
         progress=not args.no_progress,
         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None,
+        overwrite=args.overwrite,
     )
     print(out)
     return 0
@@ -619,13 +643,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train ensembles of recurrent neural networks on neuroscience tasks as one compiled JAX program.",
         epilog="Run `jaxrnn COMMAND --help` for a command's options. Errors exit with status 2.",
     )
+    from jaxrnn import __version__
+
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     p = sub.add_parser(
         "tasks",
         help="list the tasks, their parameters and defaults",
-        description="List every task with its inputs/outputs, conditions, parameters and defaults.",
+        description="List every task (or only NAME) with its inputs/outputs, conditions, parameters and defaults.",
     )
+    p.add_argument("name", metavar="NAME", nargs="?", help="only this task")
     p.set_defaults(func=_cmd_tasks)
 
     p = sub.add_parser(
@@ -658,10 +686,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init",
         choices=("orthogonal", "normal"),
+        action=_Given,
         default="orthogonal",
         help="recurrent initializer (default orthogonal)",
     )
-    p.add_argument("--gain", type=_positive_float, default=1.0, help="recurrent init gain g (default 1)")
+    p.add_argument("--gain", type=_positive_float, action=_Given, default=1.0, help="recurrent init gain g (default 1)")
     p.add_argument(
         "--protocol",
         choices=("paper", "online"),
@@ -671,7 +700,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default 20)")
     p.add_argument("--batch-size", type=_positive_int, metavar="B", help="batch size (default: preset, 64)")
     p.add_argument("--n-train", type=_positive_int, metavar="n", help="training trials per epoch (default: preset)")
-    p.add_argument("--lr", type=_positive_float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument("--lr", type=_positive_float, action=_Given, default=1e-4, help="Adam learning rate (default 1e-4)")
     p.add_argument(
         "--decay",
         type=_nonnegative_float,
@@ -682,6 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold",
         type=_nonnegative_float,
+        action=_Given,
         help="per-member early-stop loss threshold (default: the task's; 0 = never stop)",
     )
     p.add_argument(
@@ -694,6 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rec-noise",
         type=_nonnegative_float,
+        action=_Given,
         default=0.0,
         metavar="SIGMA",
         help="recurrent noise during training, std sqrt(2/alpha)·SIGMA per step (Song et al. 2016; default 0)",
@@ -701,14 +732,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--in-noise",
         type=_nonnegative_float,
+        action=_Given,
         default=0.0,
         metavar="SIGMA",
         help="extra input noise during training, std sqrt(2/alpha)·SIGMA per step (default 0)",
     )
     p.add_argument(
-        "--l2-weights", type=_nonnegative_float, default=0.0, help="L2 penalty on W_in, W_rec (effective), W_out"
+        "--l2-weights",
+        type=_nonnegative_float,
+        action=_Given,
+        default=0.0,
+        help="L2 penalty on W_in, W_rec (effective), W_out",
     )
-    p.add_argument("--l2-rates", type=_nonnegative_float, default=0.0, help="L2 penalty on the mean squared rate")
+    p.add_argument(
+        "--l2-rates", type=_nonnegative_float, action=_Given, default=0.0, help="L2 penalty on the mean squared rate"
+    )
     p.add_argument("--shared-data", action="store_true", help="all members train on one training set (original)")
     p.add_argument("--data-seed", type=_nonnegative_int, default=0, help="seed of the shared training set")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="root seed; member i uses fold_in(key(seed), i)")
@@ -781,7 +819,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "study",
         help="run a population study (CSV, PNG, report.md)",
-        description="Run a population study and write results/NAME/ (or --out): CSVs, figures and report.md. "
+        description="Run a population study and write results/NAME/ (at --scale smoke ./NAME_smoke/; or --out): "
+        "CSVs, figures and report.md. "
         "Trained ensembles are kept in run directories under OUT/runs/ and reused (a killed study resumes them "
         "from their checkpoints when rerun). Studies: "
         + "; ".join(f"{name}: {s.summary}" for name, s in STUDIES.items())
@@ -796,9 +835,16 @@ def build_parser() -> argparse.ArgumentParser:
         "tutorial (flipflop3 only: the tutorial's own model, a = 1, N = 400; about an hour on a CPU)",
     )
     p.add_argument("--members", type=_positive_int, metavar="E", help="ensemble size per condition")
-    p.add_argument("--out", metavar="DIR", help="output directory (default results/NAME)")
+    p.add_argument(
+        "--out", metavar="DIR", help="output directory (default results/NAME; at --scale smoke ./NAME_smoke)"
+    )
     p.add_argument(
         "--run", metavar="RUN_DIR", help="analyse this run directory instead of training (lesion, flipflop3)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a report.md in the output folder made at a larger scale (refused otherwise)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--tasks", metavar="T1,T2", help="only these tasks of the scale (success_table, spectral_migration)")
@@ -822,8 +868,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="run a throughput benchmark (benchmarks/NAME.py of a checkout)",
         description="Run benchmarks/NAME.py (ensemble_scaling, units_scaling, length_scaling, baselines, train_cli, "
-        "trainer_setup, accelerator, grid_sweep); it writes results/benchmarks/NAME.{csv,md,png}. Options after NAME "
-        "go to the script, e.g. --smoke.",
+        "trainer_setup, accelerator, grid_sweep); it writes results/benchmarks/NAME.{csv,md,png} of the checkout, or "
+        "with --smoke the current directory (or --out DIR). Options after NAME go to the script, e.g. --smoke.",
     )
     p.add_argument("name", metavar="NAME", help="benchmark name")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark script")

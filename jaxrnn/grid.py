@@ -92,6 +92,9 @@ class Grid:
         for name, values in self.axes:
             if not values:
                 raise ValueError(f"grid: {name} has no values")
+            twice = [v for i, v in enumerate(values) if v in values[:i]]
+            if twice:
+                raise ValueError(f"grid: {name} value {twice[0]!r} given twice (each cell must differ)")
             if name in STRUCTURAL or name in static:
                 raise ValueError(
                     f"grid: {name} changes the shape or structure of the compiled program; run each value as a "

@@ -628,7 +628,7 @@ def fit(
     epochs_per_call: int | None = None,
     callback: Callable[[TrainState, np.ndarray], None] | None = None,
 ) -> Ensemble:
-    """Train an ensemble: members `members` (ids) of root seed `seed`.
+    """Train an ensemble: members `members` (a count E for ids 0..E-1, or the ids) of root seed `seed`.
 
     In a multi-process run (after `jax.distributed.initialize`, e.g. one process per host) every process calls `fit`
     with the same arguments; each trains its contiguous share of the members (`np.array_split` by process index) on
@@ -643,7 +643,9 @@ def fit(
             calls. Results do not depend on either.
         callback: called after every call with the host TrainState of this process's members and their loss so far.
     """
-    members = np.asarray(members)
+    members = np.arange(members) if isinstance(members, (int, np.integer)) else np.asarray(members)
+    if members.ndim != 1 or len(members) == 0:
+        raise ValueError("train: members must be a positive count or a non-empty sequence of member ids")
     hp = resolve(config, hparams, len(members))
     n_proc = jax.process_count()
     if n_proc == 1:

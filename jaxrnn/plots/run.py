@@ -81,29 +81,34 @@ def trials(
     outputs: dict[str, np.ndarray] | None = None,
     labels: list[str] | None = None,
     title: str = "",
+    input_names: list[str] | None = None,
 ) -> Path:
-    """A few trials, one row each: inputs on the left; targets (black) and network outputs on the right.
+    """A few trials, one row each: inputs on the left (a legend names each channel); targets (black) and network
+    outputs on the right.
 
     Args:
         inputs: (K, T, n_in). targets: (K, T, n_out).
         outputs: optional {legend name: (K, T, n_out)} network outputs (e.g. best and worst member).
         labels: optional per-trial labels (e.g. the condition).
+        input_names: optional names of the n_in channels, shown as "input i (name)"; else "input i".
         path: PNG to write.
     """
     inputs, targets = np.asarray(inputs), np.asarray(targets)
-    K, T, _ = inputs.shape
+    K, T, n_in = inputs.shape
+    channels = [f"input {i}" + (f" ({input_names[i]})" if input_names else "") for i in range(n_in)]
     t = np.arange(T)
     fig, axes = plt.subplots(K, 2, figsize=(10, 1.8 * K + 0.6), squeeze=False, sharex=True)
     styles = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
     for k in range(K):
         a_in, a_out = axes[k]
-        a_in.plot(t, inputs[k], lw=0.8)
+        a_in.plot(t, inputs[k], lw=0.8, label=channels)
         a_in.set_ylabel(labels[k] if labels else f"trial {k}", fontsize=8)
         a_out.plot(t, targets[k], color="black", lw=1.5, label="target")
         for j, (name, out) in enumerate((outputs or {}).items()):
             a_out.plot(t, np.asarray(out)[k], color=styles[j % len(styles)], lw=1, label=name)
         if k == 0:
             a_in.set_title("inputs")
+            a_in.legend(fontsize=7, loc="upper left")
             a_out.set_title("target and outputs" if outputs else "target")
             handles, names = a_out.get_legend_handles_labels()
             uniq = dict(zip(names, handles, strict=False))

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +32,8 @@ from jaxrnn.tasks import Task
 from jaxrnn.train import Hparams, TrainConfig
 
 SCALES = ("smoke", "cpu", "paper", "tutorial")  # tutorial: flipflop3 only (the tutorial's own model)
+#: Scales from smallest to largest: a study refuses to replace a report made at a larger scale (without overwrite).
+SCALE_ORDER = ("smoke", "cpu", "tutorial", "paper")
 #: Network options `jaxrnn study NAME --dale --sparsity S --cell C ...` may pass to the studies that take them.
 NETWORK_OPTIONS = ("dale", "e_fraction", "sparsity", "cell")
 
@@ -216,18 +219,22 @@ def run_study(
     command: str | None = None,
     progress: bool = False,
     tasks: tuple[str, ...] | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Run `study` at `scale` and write `out` (default `results/<name>`): its files and `report.md`.
+    """Run `study` at `scale` and write `out` (`default_out`: `results/<name>`, at smoke scale `./<name>_smoke`): its
+    files and `report.md`.
 
     Args:
         members: E per condition (default: the scale's). run: a run directory to analyse (studies with
             `takes_run`). options: network options (`study.options`). command: the command line to record (the
             CLI passes its own; from Python the equivalent `jaxrnn study` command is recorded). progress: progress
             bars on stderr. tasks: only these of the scale's tasks (studies whose scale sweeps tasks), in order.
+        overwrite: replace a `report.md` in `out` made at a larger scale (`SCALE_ORDER`); refused otherwise.
     Returns:
         The output directory.
     Raises:
-        ValueError: an unknown scale, bad members, options or `run` the study does not take.
+        ValueError: an unknown scale, bad members, options or `run` the study does not take; `out` holding a report
+            of a larger scale (without `overwrite`).
     """
     if scale not in study.scales:
         raise ValueError(f"unknown scale {scale!r}; allowed: {', '.join(study.scales)}")
@@ -258,7 +265,12 @@ def run_study(
             grid={**sc.grid, "tasks": tuple(tasks)},
             reduced=f"{sc.reduced} Only the tasks {', '.join(tasks)} (`--tasks`).",
         )
-    out = runs.check_dir_out(Path(out) if out is not None else Path("results") / (sc.folder or study.name))
+    out = runs.check_dir_out(Path(out) if out is not None else default_out(study, scale))
+    existing = report_scale(out)
+    if not overwrite and existing in SCALE_ORDER and SCALE_ORDER.index(existing) > SCALE_ORDER.index(scale):
+        raise ValueError(
+            f"{out / 'report.md'} was made at scale {existing}, larger than {scale}; give another --out or --overwrite"
+        )
     if run is not None:
         load_meta(run)  # a readable run directory, before anything is written
     command = command or _python_command(study.name, scale, members, out, run, {**options, "tasks": tasks})
@@ -271,6 +283,22 @@ def run_study(
     body = study.run(ctx)
     write_report(ctx, body, time.time() - t0)
     return out
+
+
+def default_out(study: Study, scale: str) -> Path:
+    """The default output folder: `results/<name>` (the scale's `folder` if it has one), but `<name>_smoke` in the
+    current directory at smoke scale, so a smoke run never replaces the results in a checkout."""
+    name = study.scales[scale].folder or study.name
+    return Path(f"{name}_smoke") if scale == "smoke" else Path("results") / name
+
+
+def report_scale(out: Path) -> str | None:
+    """The scale of `<out>/report.md` (its line `- scale: **cpu**. ...`), or None without one."""
+    path = Path(out) / "report.md"
+    if not path.is_file():
+        return None
+    found = re.search(r"^- scale: \*\*(\w+)\*\*", path.read_text(errors="replace"), re.MULTILINE)
+    return found.group(1) if found else None
 
 
 def _python_command(name, scale, members, out, run, options) -> str:

@@ -1,0 +1,142 @@
+"""What a user trips over: smoke runs that wrote into the checkout's results/, a small study replacing a large one's
+report, `jaxrnn --version`, `jaxrnn tasks NAME`, `fit(..., members=E)`, grid axes given twice, unlabelled inputs."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import jaxrnn
+from jaxrnn.cli import main
+from jaxrnn.plots import run as plots
+from jaxrnn.studies import STUDIES, run_study
+from jaxrnn.studies.base import Protocol, Scale, Study, default_out, report_scale
+from jaxrnn.tasks import make_task
+from jaxrnn.train import TrainConfig, fit
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+CPU_REPORT = "# A study\n\n## What was run\n\n- scale: **cpu**. Reduced.\n"
+
+
+def cli(argv, capsys):
+    """`main(argv)`'s exit status (argparse's SystemExit included), stdout and stderr."""
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def fake_study(name="fake"):
+    """A study that trains nothing: its report is written around one line."""
+    scale = Scale(members=1, protocol=Protocol(), reduced="Nothing trained.")
+    return Study(name, "A fake study", "trains nothing", {"smoke": scale, "cpu": scale}, run=lambda ctx: ["body"])
+
+
+def test_smoke_study_default_folder_is_not_results():
+    assert default_out(STUDIES["success_table"], "smoke") == Path("success_table_smoke")
+    assert default_out(STUDIES["success_table"], "cpu") == Path("results/success_table")
+    assert default_out(STUDIES["flipflop3"], "tutorial") == Path("results/flipflop3_tutorial")
+
+
+def test_smoke_study_leaves_a_checkouts_results_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = tmp_path / "results" / "fake" / "report.md"
+    report.parent.mkdir(parents=True)
+    report.write_text(CPU_REPORT)
+    out = run_study(fake_study(), scale="smoke")
+    assert out == Path("fake_smoke") and report_scale(tmp_path / out) == "smoke"
+    assert report.read_text() == CPU_REPORT and sorted(p.name for p in report.parent.iterdir()) == ["report.md"]
+
+
+def test_study_refuses_to_replace_a_larger_scale_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    (tmp_path / "report.md").write_text(CPU_REPORT)
+    code, _, err = cli(["study", "success_table", "--scale", "smoke", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "made at scale cpu, larger than smoke" in err and err.count("\n") == 1, err
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"] and report_scale(tmp_path) == "cpu"
+    with pytest.raises(ValueError, match="--overwrite"):
+        run_study(fake_study(), scale="smoke", out=tmp_path)
+    run_study(fake_study(), scale="smoke", out=tmp_path, overwrite=True)
+    assert report_scale(tmp_path) == "smoke"
+    run_study(fake_study(), scale="cpu", out=tmp_path)  # a larger scale replaces a smaller one
+    assert report_scale(tmp_path) == "cpu"
+
+
+def test_bench_smoke_writes_into_the_current_directory():
+    spec = importlib.util.spec_from_file_location("_jaxrnn_bench_common", BENCH / "_common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    p = common.parser("units_scaling", "doc")
+    assert p.parse_args(["--smoke"]).out == "."
+    assert p.parse_args(["--smoke", "--out", "/tmp/b"]).out == "/tmp/b"
+    assert p.parse_args([]).out == str(common.RESULTS)
+
+
+def test_version(capsys):
+    code, out, _ = cli(["--version"], capsys)
+    assert code == 0 and out == f"jaxrnn {jaxrnn.__version__}\n"
+
+
+def test_tasks_name_shows_one_task(capsys):
+    code, out, err = cli(["tasks", "and"], capsys)
+    assert code == 0, err
+    firsts = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert firsts == ["and"] and "success rule" in out
+    code, out, err = cli(["tasks", "nand"], capsys)
+    assert code == 2 and "unknown task 'nand'" in err and err.count("\n") == 1 and out == ""
+
+
+def test_fit_takes_a_member_count():
+    task = make_task("and", T=30, pulse_start=2, pulse_width=5, response_start=20)
+    config = TrainConfig(task, units=4, epochs=1, n_train=4, batch_size=4)
+    by_count = fit(config, seed=0, members=2)
+    by_ids = fit(config, seed=0, members=range(2))
+    np.testing.assert_array_equal(by_count.members, [0, 1])
+    np.testing.assert_array_equal(by_count.loss, by_ids.loss)
+    with pytest.raises(ValueError, match="members"):
+        fit(config, seed=0, members=[])
+
+
+@pytest.mark.parametrize(
+    "argv, expect",
+    [
+        (["--grid", "lr=1e-3,1e-3"], "lr value 0.001 given twice"),
+        (["--lr", "3e-4", "--grid", "lr=1e-4,1e-3"], "--grid lr: also given as --lr"),
+        (["--init", "normal", "--grid", "init=orthogonal,normal"], "--grid init: also given as --init"),
+        (["--param", "delay=20", "--grid", "delay=10,30"], "--grid delay: also given as --param delay"),
+    ],
+)
+def test_grid_refuses_repeated_values_and_the_same_scalar_option(argv, expect, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    task = ["time_reproduction", "--param", "T=80", "--param", "pulse_start=5"]
+    base = ["train", *task, "--units", "8", "--epochs", "1", "--out", "run"]
+    code, _, err = cli([*base, *argv], capsys)
+    assert code == 2 and expect in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _legend_of_inputs(monkeypatch, draw) -> list[str]:
+    """The legend texts of the first inputs panel of the figure `draw()` saves."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    draw()
+    fig = figures[0]
+    legend = fig.axes[0].get_legend()
+    texts = [t.get_text() for t in legend.get_texts()] if legend else []
+    plots.plt.close(fig)
+    return texts
+
+
+def test_sample_plot_names_its_input_channels(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    argv = ["sample", "and", "--trials", "2", "--out", tmp_path / "t.npz", "--plot", tmp_path / "t.png"]
+    texts = _legend_of_inputs(monkeypatch, lambda: cli([str(a) for a in argv], capsys))
+    assert texts == ["input 0", "input 1"]
+    x = np.zeros((1, 5, 2))
+    texts = _legend_of_inputs(monkeypatch, lambda: plots.trials(x, x[..., :1], "x.png", input_names=["A", "B"]))
+    assert texts == ["input 0 (A)", "input 1 (B)"]
