@@ -479,6 +479,11 @@ def _cmd_show(args) -> int:
     run = store.load_run(args.run_dir)
     _print_members(_rows(run))
     _print_summary(run)
+    if run.evaluation is None:
+        print(
+            f"no evaluation under today's success rule (none stored, or one scored by an earlier rule): "
+            f"`jaxrnn evaluate {args.run_dir}` scores it"
+        )
     return 0
 
 
