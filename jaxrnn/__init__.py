@@ -1,5 +1,6 @@
 """jaxrnn: train ensembles of recurrent neural networks for computational neuroscience as one compiled program."""
 
+from jaxrnn._platform import configure
 from jaxrnn.evaluate import Evaluation, evaluate, wilson_interval
 from jaxrnn.network import NetConfig, effective_params, forward, init_params
 from jaxrnn.runs import open_run, train_run
@@ -19,6 +20,7 @@ __all__ = [
     "Task",
     "TrainConfig",
     "Trial",
+    "configure",
     "effective_params",
     "evaluate",
     "fit",

@@ -449,7 +449,8 @@ def _print_members(rows: list[dict]) -> None:
 def _cmd_evaluate(args) -> int:
     from jaxrnn import runs, store
 
-    run = runs.evaluate_run(store.load_run(args.run_dir), args.trials, args.success_at)
+    # the stored evaluation is not read: this command rewrites it, also when it is damaged or outdated
+    run = runs.evaluate_run(store.load_run(args.run_dir, evaluation=False), args.trials, args.success_at)
     _print_summary(run)
     return 0
 

@@ -705,6 +705,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "allow_pickle" in msg:  # numpy's hint to load pickles: jaxrnn never writes them, so the file is not its own
+            msg = "it holds Python objects, which jaxrnn never writes"
         raise StoreError(f"{path}: damaged or not a numpy .npz file ({msg})") from None
 
 
@@ -728,8 +730,11 @@ def _check_arrays(path: Path, arrays: dict, expected: dict[str, tuple]) -> None:
             raise StoreError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape}")
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """Load a finished run directory, checking every file's layout against its config. Raises StoreError."""
+def load_run(run_dir: str | Path, evaluation: bool = True) -> Run:
+    """Load a finished run directory, checking every file's layout against its config. Raises StoreError.
+
+    With `evaluation=False` the stored evaluation is not read (the Run has none): `jaxrnn evaluate` rewrites a
+    damaged or outdated evaluation.npz that way."""
     run_dir = Path(run_dir)
     meta = load_meta(run_dir)
     if not meta.get("complete"):
@@ -768,8 +773,8 @@ def load_run(run_dir: str | Path) -> Run:
         stop_epoch=hist["stop_epoch"],
         diverged=hist["diverged"].astype(bool),
     )
-    evaluation = load_evaluation(run_dir, E, len(config.task.conditions))
-    return Run(run_dir, config, seed, hparams, ensemble, evaluation, meta)
+    stored = load_evaluation(run_dir, E, len(config.task.conditions)) if evaluation else None
+    return Run(run_dir, config, seed, hparams, ensemble, stored, meta)
 
 
 def load_members_table(run_dir: str | Path) -> list[dict]:

@@ -160,7 +160,26 @@ def test_damaged_files_give_clear_errors(run_dir, how, pattern):
     _corrupt(run_dir, how)
     with pytest.raises(StoreError, match=pattern) as info:
         store.load_run(run_dir)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "allow_pickle" not in str(info.value)  # no numpy hint to load pickles
+
+
+def test_evaluate_rewrites_a_damaged_evaluation(run_dir, capsys):
+    """A damaged evaluation.npz blocks loading the run, but `jaxrnn evaluate` (which does not read it) rewrites it."""
+    from jaxrnn.cli import main
+
+    (run_dir / store.EVALUATION).write_bytes(b"not a zip file")
+    with pytest.raises(StoreError, match="evaluation.npz: damaged"):
+        store.load_run(run_dir)
+    assert store.load_run(run_dir, evaluation=False).evaluation is None
+    assert main(["evaluate", str(run_dir), "--trials", "16"]) == 0
+    assert store.load_run(run_dir).evaluation.accuracy.shape == (len(MEMBERS),)
+
+
+def test_configure_is_public():
+    import jaxrnn
+
+    assert jaxrnn.configure is jaxrnn._platform.configure and "configure" in jaxrnn.__all__
+    assert jaxrnn.configure(environ={"XLA_FLAGS": "--mine"}) is None  # the user's own flags are left alone
 
 
 def test_members_table_damaged(run_dir):
