@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxrnn import _platform, runs
 from jaxrnn.grid import Grid
-from jaxrnn.store import Run, load_meta
+from jaxrnn.store import CHECKPOINT, LOCK, Run, load_meta
 from jaxrnn.tasks import Task
 from jaxrnn.train import Hparams, TrainConfig
 
@@ -55,6 +55,7 @@ class Protocol:
     lr: float = 1e-4
     n_eval: int = 512
     success_at: float = 0.9
+    shared_data: bool = False
 
     def config(self, task: Task, **changes) -> TrainConfig:
         """The TrainConfig of `task` under this protocol; `changes` override any TrainConfig field."""
@@ -67,6 +68,7 @@ class Protocol:
             threshold=self.threshold,
             clip_norm=self.clip_norm,
             alpha=self.alpha,
+            shared_data=self.shared_data,
         )
         return TrainConfig(task=task, **{**fields, **changes})
 
@@ -276,7 +278,7 @@ def run_study(
     command = command or _python_command(study.name, scale, members, out, run, {**options, "tasks": tasks})
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    _ignore_runs(out)
+    _ignore_runs(out, keep=scale == "paper")
     ctx = Context(
         study, scale, sc, members or sc.members, out, None if run is None else Path(run), options, command, progress, []
     )
@@ -286,10 +288,13 @@ def run_study(
 
 
 def default_out(study: Study, scale: str) -> Path:
-    """The default output folder: `results/<name>` (the scale's `folder` if it has one), but `<name>_smoke` in the
-    current directory at smoke scale, so a smoke run never replaces the results in a checkout."""
+    """The default output folder: `results/<name>` (the scale's `folder` if it has one), `results/paper/<name>` at
+    the paper scale, but `<name>_smoke` in the current directory at smoke scale, so a smoke run never replaces the
+    results in a checkout."""
     name = study.scales[scale].folder or study.name
-    return Path(f"{name}_smoke") if scale == "smoke" else Path("results") / name
+    if scale == "smoke":
+        return Path(f"{name}_smoke")
+    return Path("results") / ("paper" if scale == "paper" else "") / name
 
 
 def report_scale(out: Path) -> str | None:
@@ -312,11 +317,18 @@ def _python_command(name, scale, members, out, run, options) -> str:
     return f"jaxrnn study {name} {' '.join(args)} (run from Python)"
 
 
-def _ignore_runs(out: Path) -> None:
-    """Keep trained parameters out of git: `<out>/runs/.gitignore` ignoring everything."""
+def _ignore_runs(out: Path, keep: bool = False) -> None:
+    """`<out>/runs/.gitignore`: trained parameters stay out of git (reproducible, too large), except at the paper
+    scale (`keep`), whose finished run directories are kept so that the tables can be re-scored and re-analysed
+    without training; only locks, checkpoints and temporary files are ignored there."""
     folder = out / "runs"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / ".gitignore").write_text("# trained ensembles (parameters): reproducible, too large for git\n*\n")
+    if keep:
+        text = "# paper-scale ensembles are kept (re-scorable); not what a run writes while in progress\n"
+        text += "".join(f"{p}\n" for p in (LOCK, CHECKPOINT, "*.tmp"))
+    else:
+        text = "# trained ensembles (parameters): reproducible, too large for git\n*\n"
+    (folder / ".gitignore").write_text(text)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -61,10 +61,12 @@ SCALES = {
     ),
     "paper": Scale(
         members=20,
-        protocol=Protocol(units=50, epochs=20, lr=1e-4, n_eval=512),
+        protocol=Protocol(units=50, epochs=20, lr=1e-4, n_eval=512, shared_data=True),
         reduced=(
             "The 2019 study's protocol: each task's preset (`jaxrnn tasks`: trials, batch, early-stop loss), 20 "
-            "epochs, Adam lr 1e-4 with Keras' decay, 20 members per cell as the original."
+            "epochs, Adam lr 1e-4 with Keras' decay, 20 members per cell, and one training set shared by all the "
+            "members of a task (both inits), each member drawing its own order, as the original's generators (a "
+            "fixed `numpy.random.seed`) gave every network of a condition the same trials."
         ),
         grid={"tasks": TASKS},
     ),
