@@ -20,7 +20,10 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -495,12 +498,41 @@ def _one_per_condition(condition, k: int):
     return np.array((sorted(first) + rest)[:k])
 
 
-def _cmd_plot(args) -> int:
+def _member_trials(run, i: int, k: int):
+    """The `k` trials `jaxrnn plot` draws for the member at position `i` of `run`, and its outputs on them.
+
+    The trials are held-out trials (`jaxrnn.evaluate.heldout_trials`, the keys of the run's evaluation seed) sampled
+    with that member's own task params when the run varies them per member (a grid over delay, say), else with the
+    task's; of a pool of max(64, k), the first of each condition comes first (`_one_per_condition`). The member's
+    trained network (its own parameters; the forward pass is the run's) is run on them.
+
+    Returns:
+        (trials, outputs): a `jaxrnn.tasks.Trial` of host arrays with the trial axis first (K = k), and the member's
+        outputs (k, T, n_out).
+    """
     import jax
 
-    from jaxrnn import runs, store
     from jaxrnn.evaluate import heldout_trials
-    from jaxrnn.network import outputs, require_rate_rnn
+    from jaxrnn.network import outputs
+    from jaxrnn.train import resolve
+
+    task, n, seed = run.config.task, max(64, k), int(run.evaluation_settings.get("seed", 0))
+    if run.hparams.task:
+        params = resolve(run.config, run.hparams, len(run.members)).task
+        pool = heldout_trials(task, n, seed, {name: v[i : i + 1] for name, v in params.items()})
+        pool = jax.tree.map(lambda x: x[0], pool)
+    else:
+        pool = heldout_trials(task, n, seed)
+    pick = _one_per_condition(np.asarray(pool.condition), k)
+    trials = jax.tree.map(lambda x: np.asarray(x)[pick], pool)
+    net = jax.tree.map(lambda x: np.asarray(x)[i], run.ensemble.params_final)
+    out = jax.vmap(outputs, in_axes=(None, 0, None))(net, trials.inputs, run.config.net)
+    return trials, np.asarray(out)
+
+
+def _cmd_plot(args) -> int:
+    from jaxrnn import runs, store
+    from jaxrnn.network import require_rate_rnn
     from jaxrnn.plots import run as plots
 
     run = store.load_run(args.run_dir)
@@ -516,32 +548,46 @@ def _cmd_plot(args) -> int:
     has = np.isfinite(score)
     best = int(np.nanargmin(score)) if has.any() else 0
     worst = int(np.nanargmax(score)) if has.any() else 0
-    pool = heldout_trials(task, max(64, args.trials))
-    trials = jax.tree.map(lambda x: x[_one_per_condition(np.asarray(pool.condition), args.trials)], pool)
-    one = lambda p: jax.vmap(outputs, in_axes=(None, 0, None))(p, trials.inputs, cfg.net)  # noqa: E731
-    out_best = np.asarray(one({k: v[best] for k, v in final.items()}))
-    out_worst = np.asarray(one({k: v[worst] for k, v in final.items()}))
-    cond = np.asarray(trials.condition)
-    labels = [task.conditions[int(c)] for c in cond]
+    grid, m = run.grid, run.members
+
+    def cell(i: int) -> str:
+        """The grid cell of the member at position i in words ("" without a grid)."""
+        return plots.cell_label(grid.cell_values(int(grid.cell_of(m[i])))) if grid else ""
+
+    def who(i: int, *more: str) -> str:
+        """A member's id with its grid cell and `more` in words, e.g. "member 5 (delay = 60, d=0.12)"."""
+        words = [w for w in (cell(i), *more) if w]
+        return f"member {m[i]}" + (f" ({', '.join(words)})" if words else "")
+
+    panels = []  # (member position, its trials, {legend name: its outputs}); members on equal trials share one
+    for rank, i in (("best", best), ("worst", worst)):
+        trials, out = _member_trials(run, i, args.trials)
+        label = f"{rank} {who(i, f'd={score[i]:.2f}')}"
+        same = [p for p in panels if all(np.array_equal(x, y) for x, y in zip(p[1], trials, strict=True))]
+        if same:
+            same[0][2][label] = out
+        else:
+            panels.append((i, trials, {label: out}))
     name = f"{task.name}, E={len(run.members)}, N={cfg.units}, {run.value('init')}"
-    m = run.members
+    cells = [(plots.cell_label(values), positions) for values, positions in run.cells()] if grid else None
     paths = [
-        plots.loss_curves(ens.loss, ens.stop_epoch, ens.diverged, fig_dir / "loss.png", name),
-        plots.trials(
-            np.asarray(trials.inputs),
-            np.asarray(trials.targets),
+        plots.loss_curves(ens.loss, ens.stop_epoch, ens.diverged, fig_dir / "loss.png", name, cells=cells),
+        plots.trial_panels(
+            [
+                plots.TrialPanel(
+                    trials.inputs,
+                    trials.targets,
+                    outputs=out,
+                    labels=[task.conditions[int(c)] for c in trials.condition],
+                    heading=cell(i) if len(panels) > 1 else "",
+                )
+                for i, trials, out in panels
+            ],
             fig_dir / "trials_best_worst.png",
-            outputs={
-                f"best member {m[best]} (d={score[best]:.2f})": out_best,
-                f"worst member {m[worst]} (d={score[worst]:.2f})": out_worst,
-            },
-            labels=labels,
             title=name,
         ),
         plots.eigenvalues(init["W_rec"], final["W_rec"], fig_dir / "eigenvalues.png", name),
-        plots.weight_matrix(
-            init["W_rec"][best], final["W_rec"][best], fig_dir / "W_rec.png", f"{name}, member {m[best]}"
-        ),
+        plots.weight_matrix(init["W_rec"][best], final["W_rec"][best], fig_dir / "W_rec.png", f"{name}, {who(best)}"),
         plots.weight_histogram(init["W_rec"], final["W_rec"], fig_dir / "weights_hist.png", name),
     ]
     for p in paths:
@@ -929,12 +975,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{_PROG}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f"{_PROG}: interrupted (a `train` run resumes from its last checkpoint when rerun)", file=sys.stderr)
+        print(_INTERRUPTED, file=sys.stderr)
         return 130
 
 
+#: Seconds the main thread has, after Ctrl-C, to end by itself before the watchdog ends the process.
+_INTERRUPT_GRACE = 2.0
+_INTERRUPTED = f"{_PROG}: interrupted (a `train` run resumes from its last checkpoint when rerun)"
+
+
+def _interrupt_watchdog() -> None:
+    """End the process with status 130 shortly after Ctrl-C even while the main thread is inside a long call that
+    does not return to Python (an XLA compilation): Python runs its SIGINT handler only between bytecodes, so the
+    signal is also written to a wakeup pipe (`signal.set_wakeup_fd`) that a daemon thread watches."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+
+    def watch():
+        while True:
+            if signal.SIGINT in os.read(read, 64):
+                time.sleep(_INTERRUPT_GRACE)  # the main thread's KeyboardInterrupt normally ends it before this
+                print(_INTERRUPTED, file=sys.stderr, flush=True)
+                os._exit(130)
+
+    threading.Thread(target=watch, name="jaxrnn-interrupt", daemon=True).start()
+
+
+def entry() -> None:
+    """The `jaxrnn` console script: `main`, then exit with its status. After Ctrl-C (status 130) the process ends
+    without Python's interpreter teardown, which can crash (SIGSEGV) while XLA's threads still run a computation or a
+    compilation that the interrupt left behind; every file jaxrnn writes is complete or absent at any moment (atomic
+    writes), and the kernel releases the run directory's lock."""
+    _interrupt_watchdog()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # before main's own handler is reached (imports, parsing)
+        print(_INTERRUPTED, file=sys.stderr)
+        code = 130
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
 
 
-__all__ = ["build_parser", "main", "parse_params"]
+__all__ = ["build_parser", "entry", "main", "parse_params"]

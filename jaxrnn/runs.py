@@ -20,6 +20,8 @@ The CLI's `jaxrnn train`, every study and the Keras import (`save_networks`) go 
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,6 +47,7 @@ class Progress(NamedTuple):
         median_loss: median over members of the last epoch's training loss (NaN if none is finite).
         stopped: members stopped early. diverged: members frozen as diverged. members: E.
         seconds: wall time since training started.
+        compiling: the call before the first compiled call (the trainer is being compiled, which takes seconds).
     """
 
     epoch: int
@@ -55,6 +58,7 @@ class Progress(NamedTuple):
     diverged: int
     members: int
     seconds: float
+    compiling: bool = False
 
 
 def member_ids(members: int | Sequence[int] | np.ndarray) -> np.ndarray:
@@ -160,74 +164,161 @@ def train_run(
     ids = member_ids(16 if members is None else members)
     resolve(config, hparams, len(ids))  # every member's numbers are valid, before anything is written or compiled
     run_dir = Path(run_dir)
+    _finish_swap(run_dir)
     plan(run_dir, config, seed, hparams, ids, overwrite)  # refuse before creating or locking anything
-    settings = eval_settings(n_eval, success_at)
-    with store.locked(run_dir):
-        mode = plan(run_dir, config, seed, hparams, ids, overwrite)  # again, now that nobody else can write
-        if mode == "complete":
+    job = dict(
+        config=config,
+        seed=seed,
+        ids=ids,
+        hparams=hparams,
+        grid=grid,
+        settings=eval_settings(n_eval, success_at),
+        checkpoint_every=checkpoint_every,
+        chunk_size=chunk_size,
+        progress=progress,
+        log=log,
+        command=command,
+        extra=extra,
+    )
+    if not (overwrite and _holds_files(run_dir)):
+        with store.locked(run_dir):
+            return _train_into(run_dir, plan(run_dir, config, seed, hparams, ids, overwrite), **job)
+    # --overwrite of a run directory with files: train beside it and swap only once the new run is complete
+    staging = _sibling(run_dir, "overwrite")
+    with store.locked(run_dir):  # nobody else writes the old run meanwhile
+        try:
+            with store.locked(staging):
+                try:
+                    mode = plan(staging, config, seed, hparams, ids)
+                except ValueError:  # a staging folder of another overwrite: ours to replace
+                    mode = "new"
+                run = _train_into(staging, mode, **job)
+        except BaseException:
             if log is not None:
-                log(f"{run_dir}: this run is already complete; reusing it")
-            return _ensure_evaluated(store.load_run(run_dir), settings)
-        store.clean_temporaries(run_dir)
-        state = loss = None
-        if mode == "resume":
-            ckpt = store.load_checkpoint(run_dir, config, seed, hparams, ids)
-            if ckpt is not None:
-                state, loss = ckpt
-        else:  # a new run (or --overwrite): no stale results or checkpoint may survive next to the new config.json
-            for name in (store.CHECKPOINT, store.PARAMS, store.HISTORY, store.MEMBERS, store.EVALUATION):
-                (run_dir / name).unlink(missing_ok=True)
-        store.write_config(
-            run_dir,
-            store.run_meta(config, seed=seed, hparams=hparams, members=ids, complete=False, command=command, grid=grid),
-        )
-        start = int(np.min(state.epoch)) if state is not None else 0
+                log(
+                    f"{run_dir}: overwrite interrupted; the previous run there is intact (the new one's progress is "
+                    f"in {staging}, resumed by the same command)"
+                )
+            raise
+        _swap(staging, run_dir)
+    return store.load_run(run_dir)._replace(origin=run.origin)
+
+
+def _holds_files(run_dir: Path) -> bool:
+    return run_dir.is_dir() and any(p.name not in _IGNORED for p in run_dir.iterdir())
+
+
+def _sibling(run_dir: Path, what: str) -> Path:
+    """The hidden folder beside `run_dir` used while overwriting it: `.<name>.overwrite` (the new run being trained)
+    or `.<name>.replaced` (the old run, between the two renames of the swap)."""
+    return run_dir.parent / f".{run_dir.name}.{what}"
+
+
+def _swap(new: Path, run_dir: Path) -> None:
+    """Put the complete run `new` in place of `run_dir` (two renames, then the old run is deleted with everything
+    in its folder, figures included). A process killed between the renames leaves `.<name>.replaced` and the new run
+    in `.<name>.overwrite`; `_finish_swap` completes the swap on the next call."""
+    old = _sibling(run_dir, "replaced")
+    if old.exists():
+        shutil.rmtree(old)
+    os.replace(run_dir, old)
+    os.replace(new, run_dir)
+    shutil.rmtree(old)
+
+
+def _finish_swap(run_dir: Path) -> None:
+    """Complete a swap (`_swap`) that a killed process left half done."""
+    old, new = _sibling(run_dir, "replaced"), _sibling(run_dir, "overwrite")
+    if not old.exists():
+        return
+    if not run_dir.exists() and new.is_dir():
+        os.replace(new, run_dir)
+    if run_dir.exists():
+        shutil.rmtree(old)
+
+
+def _train_into(
+    run_dir: Path,
+    mode: str,
+    *,
+    config: TrainConfig,
+    seed: int,
+    ids: np.ndarray,
+    hparams: Hparams,
+    grid: Grid | None,
+    settings: dict,
+    checkpoint_every: int,
+    chunk_size: int | None,
+    progress: Callable[[Progress], None] | None,
+    log: Callable[[str], None] | None,
+    command: Sequence[str] | None,
+    extra: dict | None,
+) -> Run:
+    """The work of `train_run` in `run_dir`, which the caller holds locked, given `plan`'s `mode`."""
+    if mode == "complete":
         if log is not None:
-            what = f"resuming from the checkpoint at epoch {start}/{config.epochs}" if start else "training"
-            log(f"{run_dir}: {what} ({len(ids)} members, {config.epochs} epochs x {config.n_train} trials)")
-        calls: list[tuple[int, float]] = []
-        clock = {"start": time.perf_counter(), "last": time.perf_counter(), "done": start}
+            log(f"{run_dir}: this run is already complete; reusing it")
+        return _ensure_evaluated(store.load_run(run_dir), settings)
+    store.clean_temporaries(run_dir)
+    state = loss = None
+    if mode == "resume":
+        ckpt = store.load_checkpoint(run_dir, config, seed, hparams, ids)
+        if ckpt is not None:
+            state, loss = ckpt
+    else:  # a new run (or --overwrite): no stale results or checkpoint may survive next to the new config.json
+        for name in (store.CHECKPOINT, store.PARAMS, store.HISTORY, store.MEMBERS, store.EVALUATION):
+            (run_dir / name).unlink(missing_ok=True)
+    store.write_config(
+        run_dir,
+        store.run_meta(config, seed=seed, hparams=hparams, members=ids, complete=False, command=command, grid=grid),
+    )
+    start = int(np.min(state.epoch)) if state is not None else 0
+    if log is not None:
+        what = f"resuming from the checkpoint at epoch {start}/{config.epochs}" if start else "training"
+        log(f"{run_dir}: {what} ({len(ids)} members, {config.epochs} epochs x {config.n_train} trials)")
+    calls: list[tuple[int, float]] = []
+    clock = {"start": time.perf_counter(), "last": time.perf_counter(), "done": start}
 
-        def callback(st, ls):
-            now = time.perf_counter()
-            epoch = int(np.min(st.epoch))
-            calls.append((epoch - clock["done"], now - clock["last"]))
-            store.save_checkpoint(run_dir, config, seed, hparams, st, ls, members=ids)
-            if progress is not None:
-                col = ls[:, epoch - 1]
-                med = float(np.nanmedian(col)) if np.any(np.isfinite(col)) else float("nan")
-                n_stop, n_div = int(np.sum(np.asarray(st.stop_epoch) > 0)), int(np.sum(st.diverged))
-                progress(Progress(epoch, config.epochs, start, med, n_stop, n_div, len(ids), now - clock["start"]))
-            clock["done"] = epoch
-            clock["last"] = time.perf_counter()
+    def callback(st, ls):
+        now = time.perf_counter()
+        epoch = int(np.min(st.epoch))
+        calls.append((epoch - clock["done"], now - clock["last"]))
+        store.save_checkpoint(run_dir, config, seed, hparams, st, ls, members=ids)
+        if progress is not None:
+            col = ls[:, epoch - 1]
+            med = float(np.nanmedian(col)) if np.any(np.isfinite(col)) else float("nan")
+            n_stop, n_div = int(np.sum(np.asarray(st.stop_epoch) > 0)), int(np.sum(st.diverged))
+            progress(Progress(epoch, config.epochs, start, med, n_stop, n_div, len(ids), now - clock["start"]))
+        clock["done"] = epoch
+        clock["last"] = time.perf_counter()
 
-        if progress is not None and start:
-            progress(Progress(start, config.epochs, start, float("nan"), 0, 0, len(ids), 0.0))
-        ensemble = fit(
-            config,
-            seed,
-            ids,
-            hparams,
-            state=state,
-            loss=loss,
-            chunk_size=chunk_size,
-            epochs_per_call=checkpoint_every,
-            callback=callback,
-        )
-        t_train = time.perf_counter() - clock["start"]
-        evaluation = _evaluate(config, ensemble, settings, hparams)
-        info = {
-            **(extra or {}),
-            "timing": _timing(calls, t_train, len(ids)),
-            "evaluation": settings,
-            "resumed_from_epoch": start,
-            "chunk_size": chunk_size or default_chunk(config, len(ids)),
-            "checkpoint_every": checkpoint_every,
-        }
-        store.save_run(
-            run_dir, config, ensemble, evaluation, seed=seed, hparams=hparams, extra=info, command=command, grid=grid
-        )
-        run = store.load_run(run_dir)
+    if progress is not None:
+        progress(Progress(start, config.epochs, start, float("nan"), 0, 0, len(ids), 0.0, compiling=True))
+    ensemble = fit(
+        config,
+        seed,
+        ids,
+        hparams,
+        state=state,
+        loss=loss,
+        chunk_size=chunk_size,
+        epochs_per_call=checkpoint_every,
+        callback=callback,
+    )
+    t_train = time.perf_counter() - clock["start"]
+    evaluation = _evaluate(config, ensemble, settings, hparams)
+    info = {
+        **(extra or {}),
+        "timing": _timing(calls, t_train, len(ids)),
+        "evaluation": settings,
+        "resumed_from_epoch": start,
+        "chunk_size": chunk_size or default_chunk(config, len(ids)),
+        "checkpoint_every": checkpoint_every,
+    }
+    store.save_run(
+        run_dir, config, ensemble, evaluation, seed=seed, hparams=hparams, extra=info, command=command, grid=grid
+    )
+    run = store.load_run(run_dir)
     return run._replace(origin="resumed" if start else "trained")
 
 
@@ -382,7 +473,9 @@ class ProgressBar:
                 file=sys.stderr,
                 dynamic_ncols=True,
             )
-        if math.isfinite(p.median_loss):
+        if p.compiling:
+            self.bar.set_postfix_str("compiling (first call)")
+        elif math.isfinite(p.median_loss):
             self.bar.set_postfix(loss=f"{p.median_loss:.3g}", stopped=p.stopped, diverged=p.diverged, refresh=False)
         self.bar.update(p.epoch - self.bar.n)
 

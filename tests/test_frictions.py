@@ -1,14 +1,20 @@
 """What a user trips over: smoke runs that wrote into the checkout's results/, a small study replacing a large one's
 report, `jaxrnn --version`, `jaxrnn tasks NAME`, `fit(..., members=E)`, grid axes given twice, unlabelled inputs."""
 
+import dataclasses
 import importlib.util
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import jaxrnn
+from jaxrnn import runs, store
 from jaxrnn.cli import main
 from jaxrnn.plots import run as plots
 from jaxrnn.studies import STUDIES, run_study
@@ -40,6 +46,7 @@ def test_smoke_study_default_folder_is_not_results():
     assert default_out(STUDIES["success_table"], "smoke") == Path("success_table_smoke")
     assert default_out(STUDIES["success_table"], "cpu") == Path("results/success_table")
     assert default_out(STUDIES["flipflop3"], "tutorial") == Path("results/flipflop3_tutorial")
+    assert default_out(STUDIES["spectral_migration"], "paper") == Path("results/paper/spectral_migration")
 
 
 def test_smoke_study_leaves_a_checkouts_results_alone(tmp_path, monkeypatch):
@@ -140,3 +147,64 @@ def test_sample_plot_names_its_input_channels(tmp_path, capsys, monkeypatch):
     x = np.zeros((1, 5, 2))
     texts = _legend_of_inputs(monkeypatch, lambda: plots.trials(x, x[..., :1], "x.png", input_names=["A", "B"]))
     assert texts == ["input 0 (A)", "input 1 (B)"]
+
+
+def _tiny_and():
+    task = make_task("and", T=30, pulse_start=2, pulse_width=5, response_start=20)
+    return TrainConfig(task, units=4, epochs=2, n_train=8, batch_size=4)
+
+
+def test_interrupted_overwrite_keeps_the_old_run_then_swaps_when_complete(tmp_path):
+    run_dir = tmp_path / "run"
+    old = runs.train_run(run_dir, _tiny_and(), seed=0, members=2, n_eval=16)
+    (run_dir / "figures").mkdir()
+    (run_dir / "figures" / "loss.png").write_bytes(b"stale")
+    new_config = dataclasses.replace(_tiny_and(), units=5)
+
+    def interrupt(p):
+        if not p.compiling:  # after the first epoch's checkpoint
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runs.train_run(run_dir, new_config, seed=0, members=2, n_eval=16, overwrite=True, checkpoint_every=1,
+                       progress=interrupt)  # fmt: skip
+    kept = store.load_run(run_dir)
+    assert kept.meta["complete"] and kept.config.units == 4 and (run_dir / "figures" / "loss.png").exists()
+    np.testing.assert_array_equal(kept.ensemble.params_final["W_rec"], old.ensemble.params_final["W_rec"])
+    assert (tmp_path / ".run.overwrite" / store.CHECKPOINT).exists()
+
+    new = runs.train_run(run_dir, new_config, seed=0, members=2, n_eval=16, overwrite=True)
+    assert new.origin == "resumed" and new.config.units == 5 and store.load_run(run_dir).config.units == 5
+    assert not (run_dir / "figures").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_swap_killed_between_its_renames_is_completed(tmp_path):
+    run_dir = tmp_path / "run"
+    runs.train_run(run_dir, _tiny_and(), seed=0, members=2, n_eval=16)
+    staging = tmp_path / ".run.overwrite"
+    runs.train_run(staging, dataclasses.replace(_tiny_and(), units=5), seed=0, members=2, n_eval=16)
+    os.replace(run_dir, tmp_path / ".run.replaced")  # the first rename of the swap, then the process died
+    runs.train_run(run_dir, dataclasses.replace(_tiny_and(), units=5), seed=0, members=2, n_eval=16)
+    assert store.load_run(run_dir).config.units == 5 and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_ctrl_c_while_compiling_exits_130_and_the_run_resumes(tmp_path):
+    """The console script's Ctrl-C: status 130 and the one-line message, never a crash (Python's teardown with XLA
+    threads still compiling or running segfaulted here), and the run directory is resumable."""
+    argv = ["train", "and", "--units", "8", "--members", "4", "--epochs", "2", "--n-train", "64", "--out", "run"]
+    # Python's own SIGINT handler, also where the test runs as a background job (which ignores SIGINT)
+    script = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); import jaxrnn.cli as c; c.entry()"
+    cmd = [sys.executable, "-c", script, *argv]
+    for wait in (0.2, 0.6, 1.2):  # just after the trainer starts compiling, and later in the first call
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        seen = ""
+        while "compiling" not in seen and proc.poll() is None:
+            seen += proc.stderr.read(1)
+        time.sleep(wait)
+        proc.send_signal(signal.SIGINT)
+        err = seen + proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, err
+        assert err.strip().splitlines()[-1].startswith("jaxrnn: interrupted"), err
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert store.load_run(tmp_path / "run").meta["complete"]
