@@ -193,7 +193,7 @@ def test_ctrl_c_while_compiling_exits_130_and_the_run_resumes(tmp_path):
     threads still compiling or running segfaulted here), and the run directory is resumable."""
     argv = ["train", "and", "--units", "8", "--members", "4", "--epochs", "2", "--n-train", "64", "--out", "run"]
     # Python's own SIGINT handler, also where the test runs as a background job (which ignores SIGINT)
-    script = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); import jaxrnn.cli as c; c.entry()"
+    script = "import signal as s; s.signal(s.SIGINT, s.default_int_handler); import jaxrnn.cli as c; c.entry()"
     cmd = [sys.executable, "-c", script, *argv]
     for wait in (0.2, 0.6, 1.2):  # just after the trainer starts compiling, and later in the first call
         proc = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
