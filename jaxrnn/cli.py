@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxrnn import budget  # no JAX at import: the memory checks every command runs before compiling
+
 EXIT_ERROR = 2
 _PROG = "jaxrnn"
 
@@ -113,22 +115,24 @@ def _tuples(v):
 
 
 def parse_params(task_name: str, items: list[str] | None) -> dict:
-    """`["key=value", ...]` → {key: value typed like the task's field}. Raises ValueError naming the problem."""
-    from jaxrnn.tasks import TASKS
+    """`["key=value", ...]` → {key: value typed like the task's field}. Raises ValueError naming the problem.
 
-    if task_name not in TASKS:
-        raise ValueError(f"unknown task {task_name!r}; allowed: {', '.join(TASKS)}")
-    defaults = TASKS[task_name].parameters()
+    `task_name` is a built-in task's name or MODULE:CLASS (`jaxrnn.tasks.task_class`, which imports MODULE).
+    """
+    from jaxrnn.tasks import task_class
+
+    cls = task_class(task_name)
+    defaults = cls.parameters()
     out = {}
     for item in items or []:
         if "=" not in item:
             raise ValueError(f"--param {item!r}: expected key=value")
         key, text = (s.strip() for s in item.split("=", 1))
         if key not in defaults:
-            raise ValueError(f"--param {item}: {task_name} has no parameter {key!r}; allowed: {', '.join(defaults)}")
+            raise ValueError(f"--param {item}: {cls.name} has no parameter {key!r}; allowed: {', '.join(defaults)}")
         if key in out:
             raise ValueError(f"--param {key} given twice")
-        out[key] = _convert(task_name, key, defaults[key], text)
+        out[key] = _convert(cls.name, key, defaults[key], text)
     return out
 
 
@@ -156,13 +160,10 @@ def _check_file_out(path: Path, flag: str = "--out") -> None:
 def _cmd_tasks(args) -> int:
     import dataclasses
 
-    from jaxrnn.tasks import TASKS
+    from jaxrnn.tasks import TASKS, task_class
 
-    if args.name is not None and args.name not in TASKS:
-        raise ValueError(f"unknown task {args.name!r}; allowed: {', '.join(TASKS)}")
-    for name, cls in TASKS.items():
-        if args.name is not None and name != args.name:
-            continue
+    listed = TASKS.items() if args.name is None else [(args.name, task_class(args.name))]
+    for name, cls in listed:
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         task = cls()
         print(f"{name}  ({task.n_in} in, {task.n_out} out; conditions: {', '.join(task.conditions)})  {doc}")
@@ -295,6 +296,7 @@ def _cmd_train(args) -> int:
 
     config, hparams = _train_config(args)
     grid = _grid(args, config.task)
+    budget.check_train(config, args.members, grid=grid, chunk_size=args.chunk_size, n_eval=args.trials, out=args.out)
     members, hp = (grid.members, grid.hparams(hparams)) if grid else (args.members, hparams)
     runs.plan(args.out, config, args.seed, hp, members, args.overwrite)  # refuse before compiling
     bar = runs.ProgressBar("train", disable=args.no_progress)
@@ -333,7 +335,7 @@ def _rows(run) -> list[dict]:
     """members.csv's rows of a run, from its ensemble and stored evaluation."""
     from jaxrnn import store
 
-    return store.members_table(run.ensemble, run.evaluation, run.seed)
+    return store.members_table(run.ensemble, run.evaluation, run.seed, run.grid)
 
 
 def _print_summary(run) -> None:
@@ -347,14 +349,18 @@ def _print_summary(run) -> None:
     succ = [r["success"] for r in rows if r["success"] is not None]
     dist = np.array([r["distance"] for r in rows if r["distance"] is not None], float)
     mse = np.array([r["mse"] for r in rows if r["mse"] is not None], float)
-    n_stop = sum(r["stop_epoch"] > 0 for r in rows)
+    n_stop = sum(bool(r["stop_epoch"]) for r in rows)
     n_div = sum(r["diverged"] for r in rows)
     lines = [
         (
             "run",
             f"{str(run_dir) + ': ' if run_dir else ''}task {cfg.task.name}, E={E}, N={cfg.units}, "
-            f"{run.value('init')} init, {cfg.protocol} protocol, {cfg.epochs} epochs, batch {cfg.batch_size}, "
-            f"n_train {cfg.n_train}, lr {run.value('lr')}, seed {run.seed}",
+            f"{run.value('init')} init, "
+            + (
+                _imported(meta)
+                or f"{cfg.protocol} protocol, {cfg.epochs} epochs, batch {cfg.batch_size}, n_train {cfg.n_train}, "
+                f"lr {run.value('lr')}, seed {run.seed}"
+            ),
         ),
     ]
     if succ:
@@ -425,63 +431,119 @@ def _print_cells(run) -> None:
 
 
 def _print_members(rows: list[dict]) -> None:
-    cols = [
-        ("member", "d"),
-        ("seed", "d"),
-        ("final_loss", ".3g"),
-        ("mse", ".3g"),
-        ("distance", ".3f"),
-        ("accuracy", ".3f"),
-        ("success", ""),
-        ("stop_epoch", "d"),
-        ("diverged", ""),
-    ]
-    header = "  ".join(f"{c:>10}" for c, _ in cols)
-    print(header)
-    for r in rows:
-        cells = []
-        for c, spec in cols:
-            v = r[c]
-            if isinstance(v, bool):
-                cells.append(f"{'yes' if v else 'no':>10}")
-            else:
-                cells.append(f"{_fmt(v, spec):>10}")
-        print("  ".join(cells))
+    """members.csv as a table (grid columns after the seed; empty cells as "-")."""
+    fixed = {"member": "d", "seed": "d", "final_loss": ".3g", "mse": ".3g", "distance": ".3f", "accuracy": ".3f",
+             "success": "", "stop_epoch": "d", "diverged": "", "diverged_epoch": "d"}  # fmt: skip
+    cols = [(c, fixed.get(c, "")) for c in (rows[0] if rows else fixed)]
+
+    def cell(v, spec):
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if v is None:
+            return "-"
+        return _fmt(v, spec) if spec else str(v)
+
+    table = [[cell(r[c], spec) for c, spec in cols] for r in rows]
+    widths = [max(len(c), *(len(t[i]) for t in table)) if table else len(c) for i, (c, _) in enumerate(cols)]
+    print("  ".join(c.rjust(w) for (c, _), w in zip(cols, widths, strict=True)))
+    for t in table:
+        print("  ".join(v.rjust(w) for v, w in zip(t, widths, strict=True)))
 
 
 def _cmd_evaluate(args) -> int:
     from jaxrnn import runs, store
 
+    budget.check_evaluate(args.run_dir, args.trials)  # from config.json, before the run's arrays are loaded
     # the stored evaluation is not read: this command rewrites it, also when it is damaged or outdated
     run = runs.evaluate_run(store.load_run(args.run_dir, evaluation=False), args.trials, args.success_at)
     _print_summary(run)
     return 0
 
 
+def _imported(meta: dict) -> str | None:
+    """ "imported from FILE (Keras VERSION, optimizer ...)" for a run written by `import-keras`, else None."""
+    extra = meta.get("extra") or {}
+    files = extra.get("imported_from")
+    if not files:
+        return None
+    where = files[0] if len(files) == 1 else f"{len(files)} files ({files[0]}, ...)"
+    opt = extra.get("optimizer") or {}
+    opt_words = ", ".join(f"{k} {v}" for k, v in opt.items() if k != "class_name" and isinstance(v, (int, float)))
+    opt_text = f"{opt.get('class_name', 'optimizer')} {opt_words}".strip() if opt else "optimizer not recorded"
+    return f"imported from {where} (Keras {extra.get('keras_version') or '?'}; {opt_text}); not trained by jaxrnn"
+
+
+def _per_member(v) -> str:
+    return f"per member ({len(v)} values)" if isinstance(v, list) else str(v)
+
+
+def _print_facts(meta: dict, run_dir) -> None:
+    """config.json in words: task, network, training (or where an imported run came from), members, grid, versions,
+    device, command."""
+    c = meta["config"]
+    hp = meta.get("hparams") or {}
+    task = c["task"]
+    params = ", ".join(f"{k}={v}" for k, v in task.get("params", {}).items())
+    net = [f"N={c['units']}", f"cell {c.get('cell', 'rnn')}", f"{_per_member(hp.get('init', c['init']))} init"]
+    net += [f"a={c['alpha']}"] if c.get("alpha", 1.0) != 1.0 else []
+    net += ["RNN bias"] if c.get("bias") else []
+    net += [f"Dale's law (E fraction {_per_member(hp.get('e_fraction', c['e_fraction']))})"] if c.get("dale") else []
+    net += [f"sparsity {c['sparsity']}"] if c.get("sparsity") else []
+    net += [f"gain {_per_member(hp['gain'])}"] if "gain" in hp and hp["gain"] != 1.0 else []
+    imported = _imported(meta)
+    if imported:
+        training = imported
+    else:
+        data = (
+            "fresh trials every update"
+            if c["protocol"] == "online"
+            else ("one set shared by all members" if c.get("shared_data") else "own set per member")
+            + ", reshuffled each epoch"
+        )
+        training = (
+            f"{c['epochs']} epochs x {c['n_train']} trials ({c['protocol']} protocol: {data}), "
+            f"batch {c['batch_size']}, Adam lr {_per_member(hp.get('lr', '?'))} (decay {c['decay']}), "
+            f"early stop at loss < {_per_member(hp.get('threshold', c['threshold']))}"
+            + (f", clip {c['clip_norm']}" if c.get("clip_norm") else "")
+        )
+    members = meta.get("members")
+    if isinstance(members, dict) and {"start", "stop"} <= members.keys():  # a contiguous range of member ids
+        E = f"{members['stop'] - members['start']} (ids {members['start']}..{members['stop'] - 1})"
+    else:
+        E = str(len(members)) if isinstance(members, list) else "?"
+    lines = [
+        ("run", str(run_dir)),
+        ("task", f"{task['name']} ({params})"),
+        ("network", ", ".join(net)),
+        ("training", training),
+        ("members", f"{E}, seed {meta.get('seed')}"),
+    ]
+    if meta.get("grid"):
+        axes = "; ".join(f"{name} = {', '.join(map(str, values))}" for name, values in meta["grid"]["axes"])
+        lines.append(("grid", f"{axes} ({meta['grid']['repeats']} members per cell, cell-major)"))
+    versions = meta.get("versions") or {}
+    lines.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "not recorded"))
+    dev = meta.get("device") or {}
+    lines.append(("device", f"{dev.get('kind', '?')} ({dev.get('platform', '?')}) x {dev.get('count', '?')}"))
+    lines.append(("command", " ".join(meta.get("argv") or ["(not recorded)"])))
+    lines.append(("written", str(meta.get("written", "?"))))
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{width}}  {v}")
+
+
 def _cmd_show(args) -> int:
     from jaxrnn import store
 
     meta = store.load_meta(args.run_dir)
-    print(json.dumps({k: meta[k] for k in ("config", "seed") if k in meta}, indent=2))
-    brief = lambda v: f"per member ({len(v)} values)" if isinstance(v, list) else v  # noqa: E731
-    hp = {k: {n: brief(x) for n, x in v.items()} if isinstance(v, dict) else brief(v)
-          for k, v in (meta.get("hparams") or {}).items()}  # fmt: skip
-    print(f"hparams: {hp}")
-    if meta.get("grid"):
-        axes = ", ".join(f"{name} = {values}" for name, values in meta["grid"]["axes"])
-        print(f"grid: {axes}; {meta['grid']['repeats']} members per cell")
-    print(f"versions: {meta.get('versions')}")
-    print(f"device: {meta.get('device')}")
-    print(f"command: {' '.join(meta.get('argv') or ['(not recorded)'])}")
+    _print_facts(meta, args.run_dir)
     if not meta.get("complete"):
-        path = Path(args.run_dir) / store.CHECKPOINT
-        print(
-            f"unfinished run ({'checkpoint present' if path.exists() else 'no checkpoint'}); "
-            "rerun the same `jaxrnn train` command to resume it"
-        )
+        print(f"unfinished run: {store.unfinished_state(args.run_dir)}")
         return 0
     run = store.load_run(args.run_dir)
+    print()
     _print_members(_rows(run))
+    print()
     _print_summary(run)
     if run.evaluation is None:
         print(
@@ -536,6 +598,7 @@ def _cmd_plot(args) -> int:
     from jaxrnn.plots import run as plots
 
     run = store.load_run(args.run_dir)
+    budget.check_plot(run, args.trials)  # before any trial is made or drawn
     require_rate_rnn(run.config.net, "`jaxrnn plot` (eigenvalues and W_rec figures)")
     fig_dir = runs.check_dir_out(Path(args.run_dir) / store.FIGURES, "figures")
     if run.evaluation is None:
@@ -568,10 +631,16 @@ def _cmd_plot(args) -> int:
             same[0][2][label] = out
         else:
             panels.append((i, trials, {label: out}))
-    name = f"{task.name}, E={len(run.members)}, N={cfg.units}, {run.value('init')}"
+    imported = _imported(run.meta)
+    name = f"{task.name}, E={len(run.members)}, N={cfg.units}, {run.value('init')}" + (
+        ", imported from Keras" if imported else ""
+    )
     cells = [(plots.cell_label(values), positions) for values, positions in run.cells()] if grid else None
+    if imported:  # no loss history: the networks were trained elsewhere
+        print(f"no loss.png: {imported}")
+    else:
+        print(plots.loss_curves(ens.loss, ens.stop_epoch, ens.diverged, fig_dir / "loss.png", name, cells=cells))
     paths = [
-        plots.loss_curves(ens.loss, ens.stop_epoch, ens.diverged, fig_dir / "loss.png", name, cells=cells),
         plots.trial_panels(
             [
                 plots.TrialPanel(
@@ -601,6 +670,7 @@ def _cmd_sample(args) -> int:
     _check_file_out(out)
     if args.plot:
         _check_file_out(Path(args.plot), "--plot")
+    budget.check_sample(task, args.trials, out)  # before any key is made
 
     import jax
 
@@ -637,6 +707,8 @@ def _cmd_study(args) -> int:
         from jaxrnn.network import NetConfig
 
         NetConfig(n_in=1, n_out=1, units=50, **{k: v for k, v in options.items()})
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
+    budget.check_study(STUDIES[args.name], args.scale, args.members, tasks, options, run=args.run)  # before writing
     out = run_study(
         STUDIES[args.name],
         scale=args.scale,
@@ -646,7 +718,7 @@ def _cmd_study(args) -> int:
         options=options,
         command=" ".join(["jaxrnn", *args.argv]),
         progress=not args.no_progress,
-        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None,
+        tasks=tasks,
         overwrite=args.overwrite,
     )
     print(out)
@@ -656,20 +728,25 @@ def _cmd_study(args) -> int:
 def _cmd_import_keras(args) -> int:
     from jaxrnn import runs
     from jaxrnn.interop.keras import import_keras
-    from jaxrnn.tasks import TASKS
 
-    if args.task not in TASKS:
-        raise ValueError(f"unknown task {args.task!r}; allowed: {', '.join(TASKS)}")
-    params = parse_params(args.task, args.param)
+    params = parse_params(args.task, args.param)  # an unknown task is refused here
     _make_task(args.task, args.param)  # validates the values too
     for f in list(args.files) + list(args.initial or []):
         if not Path(f).is_file():
             raise ValueError(f"{f}: no such file")
-    runs.check_dir_out(Path(args.out))
+    out = runs.check_dir_out(Path(args.out))
+    if not args.overwrite and runs.holds_files(out):
+        raise ValueError(f"--out {out}: not empty; give --overwrite to replace it (or another --out)")
     run = import_keras(
-        args.files, task=args.task, out=args.out, initial=args.initial, params=params, command=["jaxrnn", *args.argv]
+        args.files,
+        task=args.task,
+        out=out,
+        initial=args.initial,
+        params=params,
+        command=["jaxrnn", *args.argv],
+        overwrite=args.overwrite,
     )
-    print(run.path)
+    _print_summary(run)
     return 0
 
 
@@ -705,7 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the tasks, their parameters and defaults",
         description="List every task (or only NAME) with its inputs/outputs, conditions, parameters and defaults.",
     )
-    p.add_argument("name", metavar="NAME", nargs="?", help="only this task")
+    p.add_argument("name", metavar="NAME", nargs="?", help="only this task (a name or MODULE:CLASS)")
     p.set_defaults(func=_cmd_tasks)
 
     p = sub.add_parser(
@@ -715,7 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
         "history.npz, members.csv). A checkpoint is written every --checkpoint-every epochs; rerunning the same "
         "command on an unfinished RUN_DIR resumes it. Options left out take the task's paper preset.",
     )
-    p.add_argument("task", metavar="TASK", help="task name (see `jaxrnn tasks`)")
+    p.add_argument("task", metavar="TASK", help="task name (see `jaxrnn tasks`) or MODULE:CLASS (your own Task)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write (or resume)")
     p.add_argument(
         "--members",
@@ -830,7 +907,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate K trials of TASK and write inputs (K, T, n_in), targets (K, T, n_out), "
         "mask, condition (K,) and response arrays, trial axis first, to FILE.npz.",
     )
-    p.add_argument("task", metavar="TASK", help="task name (see `jaxrnn tasks`)")
+    p.add_argument("task", metavar="TASK", help="task name (see `jaxrnn tasks`) or MODULE:CLASS (your own Task)")
     p.add_argument("--trials", type=_positive_int, default=8, metavar="K", help="number of trials (default 8)")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed (default 0)")
     p.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
@@ -910,9 +987,14 @@ def build_parser() -> argparse.ArgumentParser:
         "write a run directory, so they can be evaluated, shown, plotted and studied.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="trained models (.hdf5/.h5/.keras)")
-    p.add_argument("--task", required=True, help="the task they were trained on")
+    p.add_argument("--task", required=True, help="the task they were trained on (a name or MODULE:CLASS)")
     p.add_argument("--initial", nargs="+", metavar="FILE0", help="the matching initial models, same order")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what RUN_DIR holds (the old run stays until the import is complete)",
+    )
     _add_param(p)
     p.set_defaults(func=_cmd_import_keras)
 

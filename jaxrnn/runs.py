@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxrnn import store
+from jaxrnn import budget, store
 from jaxrnn.evaluate import RULE, Evaluation, evaluate
 from jaxrnn.grid import Grid
 from jaxrnn.store import Run, StoreError
@@ -156,6 +156,8 @@ def train_run(
     Raises:
         ValueError (StoreError, RunLocked): see `plan`; another process holds the run directory.
     """
+    # memory, disk and config.json size, before anything is built or written
+    budget.check_train(config, members, grid=grid, hparams=hparams, chunk_size=chunk_size, n_eval=n_eval, out=run_dir)
     if grid is not None:
         grid.check(config.task)
         if members is not None and member_ids(members).tolist() != list(range(grid.members)):
@@ -180,7 +182,7 @@ def train_run(
         command=command,
         extra=extra,
     )
-    if not (overwrite and _holds_files(run_dir)):
+    if not (overwrite and holds_files(run_dir)):
         with store.locked(run_dir):
             return _train_into(run_dir, plan(run_dir, config, seed, hparams, ids, overwrite), **job)
     # --overwrite of a run directory with files: train beside it and swap only once the new run is complete
@@ -204,7 +206,8 @@ def train_run(
     return store.load_run(run_dir)._replace(origin=run.origin)
 
 
-def _holds_files(run_dir: Path) -> bool:
+def holds_files(run_dir: Path) -> bool:
+    """Whether `run_dir` is a folder holding anything but a lock."""
     return run_dir.is_dir() and any(p.name not in _IGNORED for p in run_dir.iterdir())
 
 
@@ -402,16 +405,22 @@ def save_networks(
     """Write networks trained elsewhere (e.g. Keras files) as a finished run directory: the same refusal rules,
     lock, evaluation and files as `train_run`, without training. The ensemble's member ids are its own."""
     run_dir = check_dir_out(run_dir)
-    if not overwrite and run_dir.exists() and any(p.name not in _IGNORED for p in run_dir.iterdir()):
-        raise ValueError(f"--out {run_dir}: not empty (pass overwrite=True to replace it)")
+    _finish_swap(run_dir)
+    replace = holds_files(run_dir)
+    if replace and not overwrite:
+        raise ValueError(f"{run_dir}: not empty (overwrite=True replaces it)")
     settings = eval_settings(n_eval)
+    target = _sibling(run_dir, "overwrite") if replace else run_dir
     with store.locked(run_dir):
-        for name in (store.CHECKPOINT, store.PARAMS, store.HISTORY, store.MEMBERS, store.EVALUATION):
-            (run_dir / name).unlink(missing_ok=True)
-        evaluation = _evaluate(config, ensemble, settings, hparams)
-        info = {**(extra or {}), "evaluation": settings}
-        store.save_run(run_dir, config, ensemble, evaluation, seed=0, hparams=hparams, extra=info, command=command)
-        return store.load_run(run_dir)._replace(origin="trained")
+        with store.locked(target):  # the same lock (reentrant) unless an old run is being replaced
+            for name in (store.CHECKPOINT, store.PARAMS, store.HISTORY, store.MEMBERS, store.EVALUATION):
+                (target / name).unlink(missing_ok=True)
+            evaluation = _evaluate(config, ensemble, settings, hparams)
+            info = {**(extra or {}), "evaluation": settings}
+            store.save_run(target, config, ensemble, evaluation, seed=0, hparams=hparams, extra=info, command=command)
+        if replace:
+            _swap(target, run_dir)
+    return store.load_run(run_dir)._replace(origin="trained")
 
 
 def find_run(config: TrainConfig, seed: int, hparams: Hparams, members, folders) -> Path | None:

@@ -2,13 +2,15 @@
 
 A run directory holds
 
-    config.json    the full TrainConfig (task and its parameters included), seed, hparams, member ids, the jaxrnn,
-                   jax and jaxlib versions, the device kind and count, the command line, `complete`, and `extra`
+    config.json    the full TrainConfig (task and its parameters included), seed, hparams, member ids (a contiguous
+                   range as {"start", "stop"}, others as a list), the jaxrnn, jax and jaxlib versions, the device
+                   kind and count, the command line, `complete`, and `extra`
     params.npz     initial and final parameters, keys `init/<name>` and `final/<name>`, member axis first (the FREE
                    parameters: with Dale's law or a sparsity mask, `jaxrnn.network.effective_params` gives W_eff;
                    the mask itself is the parameter `rec_mask`)
     history.npz    `loss` (E, epochs), `stop_epoch` (E,), `diverged` (E,), `members` (E,)
-    members.csv    one row per member: member, seed, final_loss, mse, distance, accuracy, success, stop_epoch, diverged
+    members.csv    one row per member: member, seed, final_loss, mse, distance, accuracy, success, stop_epoch (empty:
+                   never stopped early), diverged, diverged_epoch (empty: did not diverge)
     evaluation.npz the held-out evaluation of members.csv in full (`jaxrnn.evaluate.Evaluation`, member axis first)
                    and its settings (trials, seed, success_at)
     checkpoint.npz while training: the flattened TrainState (optimizer state included) and the loss so far
@@ -46,7 +48,7 @@ import numpy as np
 
 from jaxrnn.evaluate import RULE, TOLERANCES, Evaluation
 from jaxrnn.grid import Grid
-from jaxrnn.tasks import TASKS, make_task
+from jaxrnn.tasks import TASKS, task_class, task_source
 from jaxrnn.train import Ensemble, Hparams, TrainConfig, TrainState
 
 try:
@@ -74,6 +76,7 @@ MEMBER_COLUMNS = (
     "success",
     "stop_epoch",
     "diverged",
+    "diverged_epoch",
 )
 _TMP_PREFIX = "."
 _TMP_SUFFIX = ".tmp"
@@ -325,18 +328,57 @@ def locked(run_dir: str | Path) -> Iterator[Path]:
         os.close(fd)
 
 
+def lock_holder(run_dir: str | Path) -> str | None:
+    """Who holds `run_dir`'s lock now ("process PID on HOST since TIME"), or None when nobody does. Reads only."""
+    path = Path(run_dir) / LOCK
+    if fcntl is None or not path.is_file():
+        return None
+    key = Path(run_dir).resolve()
+    if key in _HELD:
+        return f"this process ({os.getpid()})"
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            if not holder:
+                return "another process"
+            return (
+                f"process {holder[0]}"
+                + (f" on {holder[1]}" if len(holder) > 1 else "")
+                + (f" since {holder[2]}" if len(holder) > 2 else "")
+            )
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def unfinished_state(run_dir: str | Path) -> str:
+    """What an unfinished run directory is doing, in words: trained now by the process holding its lock, or waiting
+    to be resumed by the command that started it."""
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        return f"{holder} is training it now; wait for it to finish"
+    ckpt = "from its checkpoint" if (Path(run_dir) / CHECKPOINT).exists() else "from the start (no checkpoint yet)"
+    return f"no process is training it; rerun the same `jaxrnn train` command to resume it {ckpt}"
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Configs <-> JSON.
 
 
 def config_to_dict(config: TrainConfig) -> dict:
-    """A JSON-safe dict of every TrainConfig field; the task as {"name": ..., "params": {every task field}}."""
+    """A JSON-safe dict of every TrainConfig field; the task as {"name": ..., "params": {every task field}}, and for
+    a task defined outside jaxrnn also "source": "MODULE:CLASS", where `config_from_dict` imports it from."""
     out = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if f.name == "task":
             params = {g.name: _json_value(getattr(value, g.name)) for g in dataclasses.fields(value)}
-            value = {"name": value.name, "params": params}
+            source = task_source(value)
+            value = {"name": value.name, **({"source": source} if source is not None else {}), "params": params}
         else:
             value = _json_value(value)
         out[f.name] = value
@@ -352,26 +394,48 @@ def _json_value(v):
 
 
 def config_from_dict(d: dict) -> TrainConfig:
-    """The TrainConfig of `config_to_dict`'s output. Raises StoreError (with the reason) on a foreign dict."""
+    """The TrainConfig of `config_to_dict`'s output. Raises StoreError (with the reason) on a foreign dict.
+
+    A task with a "source" is rebuilt from that MODULE:CLASS (`jaxrnn.tasks.task_class`), which must be importable
+    here (from the Python path or the current directory) and still carry the stored name.
+    """
     if not isinstance(d, dict) or not isinstance(d.get("task"), dict):
         raise StoreError("config: not a jaxrnn TrainConfig (no 'task' object)")
     task_d = d["task"]
-    name, params = task_d.get("name"), task_d.get("params", {})
-    if name not in TASKS:
+    name, source, params = task_d.get("name"), task_d.get("source"), task_d.get("params", {})
+    if source is not None:
+        cls = _source_class(name, source)
+    elif name not in TASKS:
         raise StoreError(f"config: unknown task {name!r}; allowed: {', '.join(TASKS)}")
+    else:
+        cls = TASKS[name]
     if not isinstance(params, dict):
         raise StoreError("config: task params must be an object")
-    defaults = TASKS[name].parameters()
+    defaults = cls.parameters()
     params = {k: _tuples(v) if isinstance(defaults.get(k), tuple) else v for k, v in params.items()}
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(d) - fields)
     if unknown:
         raise StoreError(f"config: unknown TrainConfig fields {unknown}")
     try:
-        task = make_task(name, **params)
+        task = cls().replace(**params)
         return TrainConfig(task=task, **{k: v for k, v in d.items() if k != "task"})
     except (TypeError, ValueError) as e:
         raise StoreError(f"config: invalid ({e})") from None
+
+
+def _source_class(name, source) -> type:
+    """The task class a config's task "source" names, checked to carry the stored `name`; else a StoreError."""
+    if not isinstance(source, str):
+        raise StoreError(f"config: task source must be a string MODULE:CLASS, got {source!r}")
+    try:
+        cls = task_class(source)
+    except ValueError as e:
+        reason = str(e).removeprefix(f"task {source!r}: ")
+        raise StoreError(f"config: task {name!r} of this run comes from {source!r}: {reason}") from None
+    if cls.name != name:
+        raise StoreError(f"config: task source {source!r} now defines task {cls.name!r}; this run trained {name!r}")
+    return cls
 
 
 def _tuples(v):
@@ -440,6 +504,27 @@ def _device() -> dict:
     }
 
 
+def member_ids_to_json(members) -> dict | list[int]:
+    """Member ids as config.json (and a checkpoint's identity) stores them: a contiguous range a..b-1 as
+    {"start": a, "stop": b}, any other ids as their list."""
+    ids = np.asarray(members, np.int64).reshape(-1)
+    if ids.size and np.array_equal(ids, np.arange(ids[0], ids[0] + ids.size)):
+        return {"start": int(ids[0]), "stop": int(ids[0]) + int(ids.size)}
+    return [int(m) for m in ids]
+
+
+def member_ids_from_json(value) -> np.ndarray:
+    """The member ids of config.json's `members`: {"start": a, "stop": b} or a list (as every run before the range
+    form was written). Raises ValueError when it is neither."""
+    if isinstance(value, dict):
+        if set(value) != {"start", "stop"} or not all(isinstance(value[k], int) for k in value):
+            raise ValueError(f"members: expected {{'start': int, 'stop': int}} or a list of ids, got {value!r}")
+        return np.arange(value["start"], value["stop"], dtype=np.int64)
+    if not isinstance(value, list):
+        raise ValueError(f"members: expected {{'start': int, 'stop': int}} or a list of ids, got {value!r}")
+    return np.asarray(value, np.int64)
+
+
 def run_meta(
     config: TrainConfig,
     *,
@@ -460,7 +545,7 @@ def run_meta(
         "config": config_to_dict(config),
         "seed": int(seed),
         "hparams": _hparams_to_dict(hparams),
-        "members": [int(m) for m in np.asarray(members)],
+        "members": member_ids_to_json(members),
         "grid": None if grid is None else grid.to_dict(),
         "versions": _versions(),
         "device": _device(),
@@ -492,7 +577,6 @@ def same_run(meta: dict, config: TrainConfig, seed: int, hparams: Hparams, membe
         "config": config_to_dict(config),
         "seed": int(seed),
         "hparams": _hparams_to_dict(hparams),
-        "members": [int(m) for m in np.asarray(members)],
     }
     diffs = []
     stored_cfg = meta.get("config", {}) if isinstance(meta.get("config"), dict) else {}
@@ -501,7 +585,7 @@ def same_run(meta: dict, config: TrainConfig, seed: int, hparams: Hparams, membe
     for k, v in want["config"].items():
         if k == "task":
             s = stored_cfg.get("task", {})
-            if not isinstance(s, dict) or s.get("name") != v["name"]:
+            if not isinstance(s, dict) or s.get("name") != v["name"] or s.get("source") != v.get("source"):
                 diffs.append("task")
                 continue
             sp = s.get("params", {}) if isinstance(s.get("params"), dict) else {}
@@ -509,9 +593,15 @@ def same_run(meta: dict, config: TrainConfig, seed: int, hparams: Hparams, membe
             diffs += [f"task.{p}" for p, pv in v["params"].items() if sp.get(p, task_defaults.get(p)) != pv]
         elif stored_cfg.get(k, defaults.get(k)) != v:
             diffs.append(k)
-    for k in ("seed", "hparams", "members"):
+    for k in ("seed", "hparams"):
         if meta.get(k) != want[k]:
             diffs.append(k)
+    try:  # the ids as a range or as a list, whichever form they were stored in
+        same_members = np.array_equal(member_ids_from_json(meta.get("members")), np.asarray(members, np.int64))
+    except (ValueError, TypeError, OverflowError):
+        same_members = False
+    if not same_members:
+        diffs.append("members")
     return diffs
 
 
@@ -540,9 +630,12 @@ def members_table(ensemble: Ensemble, evaluation, seed: int, grid: Grid | None =
             "distance": None,
             "accuracy": None,
             "success": None,
-            "stop_epoch": int(np.asarray(ensemble.stop_epoch)[i]),
+            "stop_epoch": int(np.asarray(ensemble.stop_epoch)[i]) or None,
             "diverged": bool(np.asarray(ensemble.diverged)[i]),
+            "diverged_epoch": None,
         }
+        if row["diverged"]:
+            row["diverged_epoch"] = diverged_epoch(loss[i])
         if evaluation is not None:
             row.update(
                 mse=float(evaluation.mse[i]),
@@ -552,6 +645,13 @@ def members_table(ensemble: Ensemble, evaluation, seed: int, grid: Grid | None =
             )
         rows.append(row)
     return rows
+
+
+def diverged_epoch(loss: np.ndarray) -> int | None:
+    """The epoch (1-based) in which a diverged member's training loss first became non-finite, the epoch it was
+    frozen in; None when its loss stayed finite (a non-finite gradient with a finite loss)."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(loss)))
+    return int(bad[0]) + 1 if bad.size else None
 
 
 def _grid_value(v):
@@ -738,12 +838,12 @@ def load_run(run_dir: str | Path, evaluation: bool = True) -> Run:
     run_dir = Path(run_dir)
     meta = load_meta(run_dir)
     if not meta.get("complete"):
-        raise StoreError(f"{run_dir}: the run is not finished (rerun the same `jaxrnn train` command to resume it)")
+        raise StoreError(f"{run_dir}: the run is not finished ({unfinished_state(run_dir)})")
     config = config_from_dict(meta["config"])
     try:
         seed = int(meta["seed"])
         hparams = hparams_from_dict(meta["hparams"])
-        members = np.asarray(meta["members"], np.int64)
+        members = member_ids_from_json(meta["members"])
     except (TypeError, ValueError) as e:
         raise StoreError(f"{run_dir / CONFIG}: damaged ({e})") from None
     E = len(members)
@@ -809,8 +909,9 @@ def _parse_row(r: dict) -> dict:
         "distance": num(r["distance"], float),
         "accuracy": num(r["accuracy"], float),
         "success": num(r["success"], lambda v: bool(int(v))),
-        "stop_epoch": int(r["stop_epoch"]),
+        "stop_epoch": num(r["stop_epoch"], int) or None,  # empty (or 0 in older files): never stopped early
         "diverged": bool(int(r["diverged"])),
+        "diverged_epoch": num(r.get("diverged_epoch"), int),
     }
 
 
@@ -824,7 +925,7 @@ def _meta_string(config: TrainConfig, seed: int, hparams: Hparams, members) -> s
             "config": config_to_dict(config),
             "seed": int(seed),
             "hparams": _hparams_to_dict(hparams),
-            "members": None if members is None else [int(m) for m in np.asarray(members)],
+            "members": None if members is None else member_ids_to_json(members),
         },
         sort_keys=True,
     )

@@ -46,6 +46,7 @@ import numpy as np
 import optax
 from jax import Array
 
+from jaxrnn import budget
 from jaxrnn.network import (
     INITS,
     NetConfig,
@@ -642,7 +643,11 @@ def fit(
         epochs_per_call: epochs per compiled call (default: all remaining); progress and checkpoints happen between
             calls. Results do not depend on either.
         callback: called after every call with the host TrainState of this process's members and their loss so far.
+    Raises:
+        ValueError: bad members or hparams; a run that does not fit in memory (`jaxrnn.budget.check_train`, before
+            anything is compiled).
     """
+    budget.check_train(config, members, chunk_size=chunk_size, n_eval=0)  # memory, before anything is built
     members = np.arange(members) if isinstance(members, (int, np.integer)) else np.asarray(members)
     if members.ndim != 1 or len(members) == 0:
         raise ValueError("train: members must be a positive count or a non-empty sequence of member ids")

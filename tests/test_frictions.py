@@ -16,11 +16,12 @@ import pytest
 import jaxrnn
 from jaxrnn import runs, store
 from jaxrnn.cli import main
+from jaxrnn.grid import Grid
 from jaxrnn.plots import run as plots
 from jaxrnn.studies import STUDIES, run_study
 from jaxrnn.studies.base import Protocol, Scale, Study, default_out, report_scale
 from jaxrnn.tasks import make_task
-from jaxrnn.train import TrainConfig, fit
+from jaxrnn.train import Hparams, TrainConfig, fit
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 CPU_REPORT = "# A study\n\n## What was run\n\n- scale: **cpu**. Reduced.\n"
@@ -208,3 +209,71 @@ def test_ctrl_c_while_compiling_exits_130_and_the_run_resumes(tmp_path):
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert store.load_run(tmp_path / "run").meta["complete"]
+
+
+def test_show_is_readable_names_cells_and_leaves_stop_epoch_empty(tmp_path, capsys):
+    task = make_task("and", T=30, pulse_start=2, pulse_width=5, response_start=20)
+    grid = Grid.of(task, init=("orthogonal", "normal"), repeats=2)
+    config = TrainConfig(task, units=4, epochs=2, n_train=8, batch_size=4)
+    runs.train_run(tmp_path / "run", config, seed=0, grid=grid, n_eval=16, command=["jaxrnn", "train"])
+    rows = store.load_members_table(tmp_path / "run")
+    assert [r["init"] for r in rows] == ["orthogonal"] * 2 + ["normal"] * 2
+    assert all(r["stop_epoch"] is None and r["diverged_epoch"] is None for r in rows)
+    header = (tmp_path / "run" / "members.csv").read_text().splitlines()[0].split(",")
+    assert header[header.index("stop_epoch") + 1 : header.index("stop_epoch") + 3] == ["diverged", "diverged_epoch"]
+
+    code, out, _ = cli(["show", str(tmp_path / "run")], capsys)
+    assert code == 0 and "{" not in out and "': " not in out, out  # no JSON block, no dict reprs
+    assert "grid      init = orthogonal, normal (2 members per cell" in out
+    table = out[out.index("member  seed") :].splitlines()
+    assert table[0].split()[:3] == ["member", "seed", "init"] and table[1].split()[2] == "orthogonal"
+    assert table[1].split()[table[0].split().index("stop_epoch")] == "-"
+
+
+def test_diverged_epoch_is_the_first_non_finite_loss():
+    assert store.diverged_epoch(np.array([0.5, 0.4, np.nan, 0.4])) == 3
+    assert store.diverged_epoch(np.array([0.5, np.inf])) == 2
+    assert store.diverged_epoch(np.array([0.5, 0.4])) is None
+
+
+def test_commands_name_the_process_training_a_run(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = _tiny_and()
+    store.write_config(run_dir, store.run_meta(config, seed=0, hparams=Hparams(), members=np.arange(2), complete=False))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from jaxrnn import store; import time\nwith store.locked({str(run_dir)!r}): "
+         "print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, out, _ = cli(["show", str(run_dir)], capsys)
+        assert code == 0 and f"process {holder.pid} on" in out and "is training it now" in out, out
+        for argv in (["plot", str(run_dir)], ["evaluate", str(run_dir)]):
+            code, _, err = cli(argv, capsys)
+            assert code == 2 and f"process {holder.pid}" in err, (argv, err)
+    finally:
+        holder.kill()
+        holder.wait()
+    code, out, _ = cli(["show", str(run_dir)], capsys)
+    assert code == 0 and "no process is training it" in out and "rerun the same" in out
+
+
+def test_a_smoke_study_reuses_the_smoke_ensembles_beside_it(tmp_path):
+    """lesion and spectral_migration at smoke scale look for the success table's ensembles where a smoke success
+    table puts them (./success_table_smoke/runs), at the paper scale in results/paper/success_table/runs."""
+    from jaxrnn.studies.base import Context
+
+    def search(name, scale, out):
+        study = STUDIES[name]
+        ctx = Context(study, scale, study.scales[scale], 1, out, None, {}, "", False, [])
+        return ctx.search()
+
+    assert search("lesion", "smoke", Path("lesion_smoke"))[1] == Path("success_table_smoke/runs")
+    assert search("lesion", "paper", default_out(STUDIES["lesion"], "paper"))[1] == Path(
+        "results/paper/success_table/runs"
+    )
+    assert search("spectral_migration", "cpu", Path("results/spectral_migration"))[1] == Path(
+        "results/success_table/runs"
+    )

@@ -420,6 +420,26 @@ def test_cli_import_keras_reference(tmp_path):
     assert run.config.bias is False and run.config.init == "orthogonal" and run.config.decay == pytest.approx(1e-4)
     assert run.hparams.lr == pytest.approx(1e-4) and run.meta["extra"]["optimizer"]["class_name"] == "Adam"
     assert store.load_members_table(tmp_path / "run")[0]["success"] is True
+    assert "imported from" in result.stdout and "trained.hdf5" in result.stdout and "20 epochs" not in result.stdout
+
+    # show says where the network came from instead of a training protocol that was never run
+    shown = subprocess.run([sys.executable, "-m", "jaxrnn.cli", "show", "run"], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)  # fmt: skip
+    assert shown.returncode == 0 and "imported from" in shown.stdout and "n_train" not in shown.stdout, shown.stdout
+    assert run.meta["extra"]["protocol"].startswith("none: imported") and run.meta["extra"]["keras_version"]
+    plotted = subprocess.run([sys.executable, "-m", "jaxrnn.cli", "plot", "run"], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=300)  # fmt: skip
+    assert plotted.returncode == 0 and "no loss.png: imported from" in plotted.stdout, plotted.stderr
+    assert not (tmp_path / "run" / "figures" / "loss.png").exists()
+
+    # a second import into the same folder is refused in the CLI's words; --overwrite replaces it
+    again = [str(net / "trained.hdf5"), "--task", "and", "--out", str(tmp_path / "run")]
+    refused = _cli(*again, cwd=tmp_path)
+    assert refused.returncode == 2 and "give --overwrite" in refused.stderr and "overwrite=True" not in refused.stderr
+    replaced = _cli(*again, "--overwrite", cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr
+    run = store.load_run(tmp_path / "run")
+    assert run.meta["extra"]["initial_from"] is None and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 # ----------------------------------------------------------------------------------------------------------------

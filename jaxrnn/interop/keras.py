@@ -325,6 +325,7 @@ def import_keras(
     params: dict | None = None,
     n_trials: int = 512,
     command: Sequence[str] | None = None,
+    overwrite: bool = False,
 ):
     """Write a jaxrnn run directory holding Keras networks, one member per file, evaluated on `task`
     (`jaxrnn.runs.save_networks`: the same lock, checks, evaluation and files as a trained run).
@@ -345,6 +346,7 @@ def import_keras(
         params: task parameters overriding the paper preset (e.g. {"noise": 0.0}).
         n_trials: held-out trials of the evaluation written to members.csv.
         command: the command line to record in config.json.
+        overwrite: replace what `out` holds (the old run stays until the new one is complete).
     Returns:
         The `jaxrnn.store.Run` written.
     Raises:
@@ -392,13 +394,16 @@ def import_keras(
         diverged=np.zeros(E, bool),
     )
     extra = {
+        "protocol": "none: imported networks, not trained by jaxrnn (the config's training fields were not used)",
         "imported_from": [str(f.resolve()) for f in files],
         "initial_from": None if initial is None else [str(Path(f).resolve()) for f in initial],
         "optimizer": first.optimizer,
         "keras_version": first.keras_version,
         "recurrent_initializer": first.recurrent_initializer,
     }
-    return save_networks(out, config, ensemble, hparams=hparams, n_eval=n_trials, command=command, extra=extra)
+    return save_networks(
+        out, config, ensemble, hparams=hparams, n_eval=n_trials, command=command, extra=extra, overwrite=overwrite
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------

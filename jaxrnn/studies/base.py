@@ -145,8 +145,10 @@ class Context(NamedTuple):
         return self.out / "runs"
 
     def search(self) -> list[Path]:
-        """Folders of run directories to reuse: this study's, then those of the studies it reuses, beside `out`."""
-        return [self.runs_dir] + [self.out.parent / other / "runs" for other in self.study.reuses]
+        """Folders of run directories to reuse: this study's, then those of the studies it reuses, beside `out` under
+        the names `default_out` gives them (`<name>_smoke` at smoke scale)."""
+        suffix = "_smoke" if self.scale_name == "smoke" else ""
+        return [self.runs_dir] + [self.out.parent / f"{other}{suffix}" / "runs" for other in self.study.reuses]
 
     def train(
         self,
