@@ -4,12 +4,10 @@ within one weight of the requested ones). The studies run once, in the layout of
 reuse the earlier ones' run directories as they do in a real run."""
 
 import csv
-import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -358,24 +356,37 @@ def _cli(*args, cwd, **kw):
     )
 
 
+#: Runs `jaxrnn` with store.save_checkpoint patched to SIGKILL the process right after it wrote the first checkpoint:
+#: a kill in the middle of training at a chosen moment, whatever the machine's speed.
+_KILL_AFTER_FIRST_CHECKPOINT = """
+import os, signal, sys
+from jaxrnn import store
+save = store.save_checkpoint
+def save_then_die(*args, **kwargs):
+    save(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+store.save_checkpoint = save_then_die
+from jaxrnn.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_study_killed_during_training_resumes_and_matches(tmp_path):
-    """SIGKILL a study while it trains; the same command resumes the killed ensemble from its checkpoint, and its
-    CSVs equal those of an uninterrupted run of the same command."""
+    """SIGKILL a study after its first checkpoint; the same command resumes the killed ensemble from that checkpoint,
+    and its CSVs equal those of an uninterrupted run of the same command."""
     cmd = ["study", "memory_delay", "--scale", "smoke", "--no-progress", "--out"]
     whole = _cli(*cmd, "whole", cwd=tmp_path)
-    killed = _cli(*cmd, "killed", cwd=tmp_path)
-    ckpt = tmp_path / "killed" / "runs" / "delays_N8" / "checkpoint.npz"
-    deadline = time.monotonic() + 300
-    while not ckpt.exists() and killed.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    os.kill(killed.pid, signal.SIGKILL)
-    killed.communicate()
-    assert ckpt.exists(), "the study finished its ensemble before it could be killed"
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILL_AFTER_FIRST_CHECKPOINT, *cmd, "killed"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (tmp_path / "killed" / "runs" / "delays_N8" / "checkpoint.npz").exists()
     assert not (tmp_path / "killed" / "memory_delay.csv").exists()
     again = _cli(*cmd, "killed", cwd=tmp_path)
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
-    assert "resuming from the checkpoint at epoch" in err
+    assert "resuming from the checkpoint at epoch 1/" in err
     _, err = whole.communicate(timeout=600)
     assert whole.returncode == 0, err
     for name in ("memory_delay.csv", "comparison.csv"):
@@ -397,3 +408,34 @@ def test_lr_delay_grid_is_one_ensemble(tmp_path):
         )
     report = (out / "report.md").read_text()
     assert "](lr_delay.png)" in report and "trained as one ensemble" in report
+
+
+PAPER = Path(__file__).resolve().parent.parent / "results" / "paper" / "success_table"
+
+
+@pytest.mark.parametrize("task", ["and"])
+def test_paper_success_table_is_rescored_from_its_kept_runs_without_training(task, tmp_path, monkeypatch):
+    """results/paper/success_table/runs keeps every paper ensemble (parameters, history, evaluation, config):
+    `jaxrnn study success_table --scale paper` finds them and scores them again without training."""
+    import shutil
+
+    from jaxrnn import runs
+
+    kept = PAPER / "runs" / task
+    assert (kept / "config.json").is_file(), f"{kept}: the paper-scale run directory is not in the checkout"
+    shutil.copytree(kept, tmp_path / "runs" / task)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the paper-scale study trained instead of reusing its kept run directory")
+
+    monkeypatch.setattr(runs, "train_run", no_training)
+    out = run_study(STUDIES["success_table"], scale="paper", out=tmp_path, tasks=(task,))
+    with open(out / "success_table.csv") as f:
+        rows = {(r["task"], r["init"]): r for r in csv.DictReader(f)}
+    with open(PAPER / "success_table.csv") as f:
+        shipped = {(r["task"], r["init"]): r for r in csv.DictReader(f)}
+    for init in ("orthogonal", "normal"):
+        assert rows[(task, init)]["members"] == "20"
+        assert rows[(task, init)]["successes"] == shipped[(task, init)]["successes"]
+    run = load_run(tmp_path / "runs" / task)
+    assert run.config.shared_data and run.config.n_train == 15000 and run.config.epochs == 20

@@ -1,5 +1,6 @@
 """The ensemble trainer: members are independent, reproducible networks; early stop and divergence are per member."""
 
+import dataclasses
 import time
 
 import jax
@@ -105,11 +106,17 @@ def test_online_protocol_runs_and_differs():
     assert np.all(np.isfinite(a.loss)) and not np.allclose(a.loss, b.loss)
 
 
-def test_clipping_bounds_the_first_update():
-    cfg = tiny(epochs=1, n_train=4, clip_norm=1e-3)
-    ens = fit(cfg, 0, [0], hparams=Hparams(lr=1.0))
-    step = ens.params_final["W_rec"] - ens.params_init["W_rec"]
-    assert np.abs(step).max() <= 1.0 + 1e-5  # Adam's first step is ~lr per coordinate whatever the clipping
+def test_clipping_scales_the_gradient_before_adam():
+    """Adam's step is ~lr per coordinate whatever the gradient's scale, until the gradient is far below eps (1e-8):
+    clipped to a global norm of 1e-12, every coordinate is < 1e-12 and the step ~lr · |g| / eps is < 1e-3 lr; without
+    clipping it is ~lr. (A clip that were not applied, or applied after Adam, would leave the step ~lr.)"""
+    lr = 1e-2
+    cfg = tiny(epochs=1, n_train=4, batch_size=4)
+    steps = {}
+    for clip in (None, 1e-12):
+        ens = fit(dataclasses.replace(cfg, clip_norm=clip), 0, [0], hparams=Hparams(lr=lr))
+        steps[clip] = np.abs(ens.params_final["W_rec"] - ens.params_init["W_rec"]).max()
+    assert steps[None] > 0.5 * lr and steps[1e-12] < 1e-3 * lr, steps
 
 
 # ----------------------------------------------------------------------------------------------------------------
