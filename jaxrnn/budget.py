@@ -245,17 +245,27 @@ def param_count(config) -> int:
     `dale`)."""
     N, n_in, n_out = int(config.units), int(config.task.n_in), int(config.task.n_out)
     if config.cell != "rnn":
-        gates = {"gru": 3, "lstm": 4}[config.cell]
-        return gates * N * (n_in + N + 1) + n_out * N + n_out + N * bool(config.train_h0)
+        # Flax's GRUCell / LSTMCell; 2N: the GRU's 4th bias and h0, the LSTM's (c, h)
+        gates = {"gru": 3, "lstm": 4}[cell_kind(config)]
+        return gates * N * (n_in + N + 1) + 2 * N + n_out * N + n_out
     count = N * n_in + N * N + n_out * N + n_out
     count += N * (bool(config.bias) + bool(config.train_h0) + bool(config.dale))
     count += N * N * (config.sparsity > 0)
     return count
 
 
+def cell_kind(config) -> str:
+    """The key of `TRAIN_STATE_COPIES` / `EVAL_STATE_COPIES` for a config's cell: "rnn", "gru" or "lstm" as named; a
+    Flax cell instance or "MODULE:ATTR" as "gru" when its class name says GRU, else "lstm" (the largest)."""
+    cell = config.cell
+    if isinstance(cell, str) and cell in TRAIN_STATE_COPIES:
+        return cell
+    return "gru" if "gru" in (cell if isinstance(cell, str) else type(cell).__name__).lower() else "lstm"
+
+
 def backward_factor(config) -> int:
     """Copies of the hidden states (B, T, N) one member's training step holds (`TRAIN_STATE_COPIES` of its cell)."""
-    return TRAIN_STATE_COPIES[config.cell]
+    return TRAIN_STATE_COPIES[cell_kind(config)]
 
 
 def _trial_floats(task) -> int:
@@ -268,7 +278,7 @@ def evaluation_bytes(config, members: int, n_eval: int, batch: int = EVAL_BATCH)
     if n_eval <= 0:
         return 0
     task, N = config.task, int(config.units)
-    per_trial = int(task.T) * (EVAL_STATE_COPIES[config.cell] * N + int(task.n_in) + 4 * int(task.n_out)) * FLOAT
+    per_trial = int(task.T) * (EVAL_STATE_COPIES[cell_kind(config)] * N + int(task.n_in) + 4 * int(task.n_out)) * FLOAT
     return members * param_count(config) * FLOAT + min(members, batch) * n_eval * per_trial
 
 
@@ -342,7 +352,7 @@ def plot_estimate(config, members: int, trials: int, evaluated: bool = True) -> 
     hidden states and outputs on the device, and an evaluation on `PLOT_EVAL_TRIALS` trials when the run has none."""
     task, N = config.task, int(config.units)
     T = int(task.T)
-    states = EVAL_STATE_COPIES[config.cell] * N + int(task.n_out)
+    states = EVAL_STATE_COPIES[cell_kind(config)] * N + int(task.n_out)
     drawn = max(PLOT_EVAL_TRIALS, trials) * T * _trial_floats(task) * FLOAT + 2 * trials * T * states * FLOAT
     ev = 0 if evaluated else evaluation_bytes(config, members, PLOT_EVAL_TRIALS)
     return Estimate(evaluate_estimate(config, members, 0).host + drawn, max(drawn, ev))

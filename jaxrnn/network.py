@@ -34,9 +34,10 @@ member of an ensemble. Training cannot flip a sign or revive a masked weight. Th
 effective matrix is itself), so `effective_params` may be applied to parameters before any analysis (spectra,
 lesions, fixed points) and the network still computes the same thing.
 
-Gated cells (`cell` "gru" or "lstm", for comparison with the rate RNN) are plain dicts too: `W_x` (G·N, n_in),
-`W_h` (G·N, N), `b_h` (G·N,), `W_out`, `b_out` and optionally `h0`, with G = 3 (GRU) or 4 (LSTM) gate blocks stacked
-in the order given in `_gru_step` / `_lstm_step`. They have no single W_rec: spectral and lesion analyses refuse them.
+Any other cell ("gru", "lstm", "MODULE:ATTR" or a `flax.linen.RNNCellBase` instance, for comparison with the rate
+RNN) is a Flax cell run by `jaxrnn.cells` (its parameters a flat dict too: `cell/...`, `h0...`, `W_out`, `b_out`);
+`init_params`, `forward`, `outputs` and `forward_batch` hand it over. It has no single W_rec: spectral, lesion and
+fixed-point analyses refuse it (`require_rate_rnn`).
 """
 
 from __future__ import annotations
@@ -44,17 +45,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 
+from jaxrnn import cells
+
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus, "sigmoid": jax.nn.sigmoid}
 INITS = ("orthogonal", "normal")
-CELLS = ("rnn", "gru", "lstm")
 DALE_METHODS = ("abs", "project")
 DALE_AXES = ("pre", "post")
-_GATES = {"gru": 3, "lstm": 4}
 
 Params = dict[str, Array]
 
@@ -70,7 +72,9 @@ class NetConfig:
         activation: one of ACTIVATIONS.
         bias: whether the recurrent layer has a bias b.
         init: recurrent initializer, "orthogonal" (gain · Q) or "normal" (N(0, gain² / N)).
-        cell: "rnn" (the rate RNN above), "gru" or "lstm" (gated cells; alpha 1, tanh, no Dale, no sparsity).
+        cell: "rnn" (the rate RNN above), or a Flax cell (`jaxrnn.cells`): "gru", "lstm", "MODULE:ATTR" or a
+            `flax.linen.RNNCellBase` instance, whose output size must be `units` (alpha 1, tanh, no Dale, no
+            sparsity: the cell is what it is).
         dale: Dale's law, the sign of every recurrent weight fixed by one of its units; see the module docstring.
             `dale=True` alone is `|W|·D` per presynaptic unit (dale_method "abs", dale_axis "pre").
         dale_method: with `dale`, "abs" (W_eff = |W_rec|·D, balanced E/I init) or "project" (plain init; after every
@@ -92,7 +96,7 @@ class NetConfig:
     activation: str = "tanh"
     bias: bool = False
     init: str = "orthogonal"
-    cell: str = "rnn"
+    cell: Any = "rnn"
     dale: bool = False
     e_fraction: float = 0.8
     sparsity: float = 0.0
@@ -111,8 +115,8 @@ class NetConfig:
             raise ValueError(f"network: unknown activation {self.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
         if self.init not in INITS:
             raise ValueError(f"network: unknown init {self.init!r}; allowed: {', '.join(INITS)}")
-        if self.cell not in CELLS:
-            raise ValueError(f"network: unknown cell {self.cell!r}; allowed: {', '.join(CELLS)}")
+        if not cells.is_rate_rnn(self.cell):
+            cells.check(self.cell, self.units, self.n_in)  # importable, a Flax cell, `units` features
         if not 0.0 < self.e_fraction < 1.0:
             raise ValueError(f"network: e_fraction must lie in (0, 1), got {self.e_fraction}")
         if not 0.0 <= self.sparsity < 1.0:
@@ -138,7 +142,7 @@ class NetConfig:
                 f"network: dale needs at least one excitatory and one inhibitory unit; e_fraction={self.e_fraction} "
                 f"of units={self.units} gives {self.n_exc} excitatory"
             )
-        if self.cell != "rnn":
+        if not cells.is_rate_rnn(self.cell):
             for name, bad in (
                 ("dale", self.dale),
                 ("nonneg_input", self.nonneg_input),
@@ -149,7 +153,7 @@ class NetConfig:
                 if bad:
                     raise ValueError(
                         f"network: {name}={getattr(self, name)!r} applies to the rate RNN only, not to "
-                        f"cell={self.cell!r} (gated cells use alpha 1, tanh, no Dale, no sparsity)"
+                        f"cell={cells.label(self.cell)} (a Flax cell: alpha 1, tanh, no Dale, no sparsity)"
                     )
 
     @property
@@ -252,7 +256,7 @@ def recurrent_weights(params: Params, cfg: NetConfig) -> Array:
     Works on one network (N, N) or a stack with leading member axes (E, N, N). Idempotent.
     """
     if cfg.cell != "rnn":
-        raise ValueError(f"network: cell={cfg.cell!r} has no single recurrent matrix W_rec (rate RNN only)")
+        raise ValueError(f"network: cell={cells.label(cfg.cell)} has no single recurrent matrix W_rec (rate RNN only)")
     W = params["W_rec"]
     if cfg.dale and cfg.dale_method == "abs":
         W = jnp.abs(W) * _sign_grid(unit_signs(params, cfg), cfg)
@@ -264,7 +268,7 @@ def recurrent_weights(params: Params, cfg: NetConfig) -> Array:
 def effective_params(params: Params, cfg: NetConfig) -> Params:
     """`params` with `W_rec` replaced by the effective matrix (one network or a member stack); for the analyses.
 
-    The forward pass gives the same outputs on these (the map is idempotent). Gated cells are returned unchanged.
+    The forward pass gives the same outputs on these (the map is idempotent). Flax cells are returned unchanged.
     """
     if cfg.cell != "rnn" or not ((cfg.dale and cfg.dale_method == "abs") or "rec_mask" in params):
         return params
@@ -272,9 +276,9 @@ def effective_params(params: Params, cfg: NetConfig) -> Params:
 
 
 def require_rate_rnn(cfg: NetConfig, what: str) -> None:
-    """Raise a readable ValueError when an analysis that needs the rate RNN's W_rec meets a gated cell."""
+    """Raise a readable ValueError when an analysis that needs the rate RNN's W_rec meets a Flax cell."""
     if cfg.cell != "rnn":
-        raise ValueError(f"{what} needs the rate RNN's recurrent matrix W_rec; cell={cfg.cell!r} has none")
+        raise ValueError(f"{what} needs the rate RNN's recurrent matrix W_rec; cell={cells.label(cfg.cell)} has none")
 
 
 def init_dale_recurrent(
@@ -338,8 +342,8 @@ def init_params(
     key (`fold_in(key, 1)`), so the other parameters do not depend on it.
     """
     init = cfg.init if init is None else init
-    if cfg.cell != "rnn":
-        return _init_gated(key, cfg, gain, init)
+    if cfg.cell != "rnn":  # a Flax cell initialises itself; `gain` and `init` are the rate RNN's
+        return cells.init_params(key, cfg)
     key_in, key_rec, key_out = jax.random.split(key, 3)
     mask = sparsity_mask(jax.random.fold_in(key, 1), cfg) if cfg.sparsity > 0 else None
     if cfg.dale and cfg.dale_method == "abs":
@@ -365,71 +369,6 @@ def init_params(
     return project_constraints(params, cfg)
 
 
-def _init_gated(key: Array, cfg: NetConfig, gain: float | Array, init: str | Array) -> Params:
-    """GRU / LSTM parameters, Keras defaults: Glorot-uniform input kernels per gate, recurrent kernels per gate
-    block from `init_recurrent` (orthogonal or normal, gain), zero biases except the LSTM forget gate's 1
-    (Keras `unit_forget_bias`; Jozefowicz, Zaremba & Sutskever 2015)."""
-    G, N = _GATES[cfg.cell], cfg.units
-    key_in, key_rec, key_out = jax.random.split(key, 3)
-    W_x = jnp.concatenate([glorot_uniform(k, (N, cfg.n_in)) for k in jax.random.split(key_in, G)])
-    W_h = jnp.concatenate([init_recurrent(k, N, init, gain) for k in jax.random.split(key_rec, G)])
-    b_h = jnp.zeros(G * N, jnp.float32)
-    if cfg.cell == "lstm":
-        b_h = b_h.at[N : 2 * N].set(1.0)  # forget gate
-    params = {
-        "W_x": W_x,
-        "W_h": W_h,
-        "b_h": b_h,
-        "W_out": glorot_uniform(key_out, (cfg.n_out, N)),
-        "b_out": jnp.zeros(cfg.n_out, jnp.float32),
-    }
-    if cfg.train_h0:
-        params["h0"] = jnp.zeros(N, jnp.float32)
-    return params
-
-
-def _gru_step(params: Params, h: Array, u: Array) -> Array:
-    """One GRU step (Cho et al. 2014, with the reset gate applied after the recurrent matmul as in Keras/cuDNN):
-    gates (r, z, n) stacked in that order; u = W_x x + b_h is the input part (3N,)."""
-    N = h.shape[-1]
-    rh = params["W_h"] @ h
-    r = jax.nn.sigmoid(u[:N] + rh[:N])
-    z = jax.nn.sigmoid(u[N : 2 * N] + rh[N : 2 * N])
-    n = jnp.tanh(u[2 * N :] + r * rh[2 * N :])
-    return (1.0 - z) * n + z * h
-
-
-def _lstm_step(params: Params, hc: tuple[Array, Array], u: Array) -> tuple[Array, Array]:
-    """One LSTM step (Hochreiter & Schmidhuber 1997 with a forget gate, Gers et al. 2000): gates (i, f, g, o)."""
-    h, c = hc
-    N = h.shape[-1]
-    a = u + params["W_h"] @ h
-    i, f = jax.nn.sigmoid(a[:N]), jax.nn.sigmoid(a[N : 2 * N])
-    g, o = jnp.tanh(a[2 * N : 3 * N]), jax.nn.sigmoid(a[3 * N :])
-    c = f * c + i * g
-    return o * jnp.tanh(c), c
-
-
-def _forward_gated(params: Params, inputs: Array, cfg: NetConfig) -> tuple[Array, Array]:
-    drive = inputs @ params["W_x"].T + params["b_h"][None, :]  # (T, G·N)
-    h0 = params["h0"] if "h0" in params else jnp.zeros(cfg.units, drive.dtype)
-    if cfg.cell == "gru":
-
-        def step(h, u):
-            h = _gru_step(params, h, u)
-            return h, h
-
-        _, states = jax.lax.scan(step, h0, drive)
-    else:
-
-        def step(hc, u):
-            hc = _lstm_step(params, hc, u)
-            return hc, hc[0]
-
-        _, states = jax.lax.scan(step, (h0, jnp.zeros_like(h0)), drive)
-    return states @ params["W_out"].T + params["b_out"][None, :], states
-
-
 def forward(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None) -> tuple[Array, Array]:
     """Run one network on one trial.
 
@@ -439,10 +378,10 @@ def forward(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None =
         cfg: the network's static config.
         noise: (T, N) added to the pre-activation drive at every step (recurrent noise; rate RNN only), or None.
     Returns:
-        outputs (T, n_out) and hidden states (T, N).
+        outputs (T, n_out) and hidden states (T, N) (a Flax cell's: its outputs, `jaxrnn.cells.forward`).
     """
     if cfg.cell != "rnn":
-        return _forward_gated(params, inputs, cfg)
+        return cells.forward(params, inputs, cfg)
     act = ACTIVATIONS[cfg.activation]
     a = cfg.alpha
     drive = inputs @ params["W_in"].T  # the input projection of every step at once, (T, N)
@@ -600,8 +539,8 @@ def forward_batch(params: Params, inputs: Array, cfg: NetConfig, noise: Array | 
     Returns:
         outputs (B, T, n_out) and hidden states (B, T, N).
     """
-    if cfg.cell != "rnn":  # gated cells: autodiff through `forward`
-        return jax.vmap(lambda x: _forward_gated(params, x, cfg))(inputs)
+    if cfg.cell != "rnn":  # Flax cells: autodiff through `forward`
+        return jax.vmap(lambda x: cells.forward(params, x, cfg))(inputs)
     B, N = inputs.shape[0], params["W_rec"].shape[0]
     b = params["b"] if "b" in params else jnp.zeros(N, inputs.dtype)
     h0 = jnp.broadcast_to(params["h0"][None, :], (B, N)) if "h0" in params else jnp.zeros((B, N), inputs.dtype)

@@ -371,11 +371,16 @@ def unfinished_state(run_dir: str | Path) -> str:
 
 def config_to_dict(config: TrainConfig) -> dict:
     """A JSON-safe dict of every TrainConfig field; the task as {"name": ..., "params": {every task field}}, and for
-    a task defined outside jaxrnn also "source": "MODULE:CLASS", where `config_from_dict` imports it from."""
+    a task defined outside jaxrnn also "source": "MODULE:CLASS", where `config_from_dict` imports it from; the cell as
+    `jaxrnn.cells.cell_to_json` records it (a string, or a cell instance's class and JSON-able fields)."""
+    from jaxrnn import cells
+
     out = {}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if f.name == "task":
+        if f.name == "cell":
+            value = cells.cell_to_json(value)
+        elif f.name == "task":
             params = {g.name: _json_value(getattr(value, g.name)) for g in dataclasses.fields(value)}
             source = task_source(value)
             value = {"name": value.name, **({"source": source} if source is not None else {}), "params": params}
@@ -418,8 +423,11 @@ def config_from_dict(d: dict) -> TrainConfig:
     if unknown:
         raise StoreError(f"config: unknown TrainConfig fields {unknown}")
     try:
+        from jaxrnn import cells
+
         task = cls().replace(**params)
-        return TrainConfig(task=task, **{k: v for k, v in d.items() if k != "task"})
+        rest = {k: cells.cell_from_json(v) if k == "cell" else v for k, v in d.items() if k != "task"}
+        return TrainConfig(task=task, **rest)
     except (TypeError, ValueError) as e:
         raise StoreError(f"config: invalid ({e})") from None
 
@@ -849,6 +857,12 @@ def load_run(run_dir: str | Path, evaluation: bool = True) -> Run:
     E = len(members)
     shapes = expected_param_shapes(config)
     params = _load_npz(run_dir / PARAMS)
+    if config.cell in ("gru", "lstm") and "final/W_h" in params:
+        raise StoreError(
+            f"{run_dir / PARAMS}: the old {config.cell} layout (W_x, W_h, b_h: jaxrnn's own gated cell); cell "
+            f"{config.cell!r} is now flax.linen.{config.cell.upper()}Cell, so this version cannot reopen the run "
+            "(retrain it)"
+        )
     if config.dale and "init/signs" not in params and "final/signs" not in params:
         # written before the unit signs were a parameter (one E fraction for all members): they are the config's
         from jaxrnn.network import dale_signs

@@ -25,7 +25,8 @@ Regularisation during training only (evaluation is noise-free): recurrent noise 
 pre-activation drive) and input noise `in_noise` (added to the inputs, on top of any noise the task itself puts in its
 trials), both Gaussian with std sqrt(2 / alpha) · sigma at every step, the Euler discretisation of white noise of
 strength sigma in tau dx/dt = -x + ... (Song, Yang & Wang 2016, PLoS Comput Biol, Eqs. 1-2); L2 penalties
-`l2_weights` · (Σ W_in² + Σ W_eff² + Σ W_out², sums of squared entries; gated cells: W_x, W_h, W_out) and
+`l2_weights` · (Σ W_in² + Σ W_eff² + Σ W_out², sums of squared entries; Flax cells: every cell parameter with two or
+more axes, and W_out) and
 `l2_rates` · mean over trials, steps and units of h² (Song et al. 2016). The gradient is that of MSE + penalties; the
 loss reported per epoch, and compared with the early-stop threshold, is the task MSE alone (with the training noise),
 so thresholds mean the same with and without penalties.
@@ -46,7 +47,7 @@ import numpy as np
 import optax
 from jax import Array
 
-from jaxrnn import budget
+from jaxrnn import budget, cells
 from jaxrnn.network import (
     INITS,
     NetConfig,
@@ -138,8 +139,10 @@ class TrainConfig:
         threshold: early-stop loss threshold (0 = never stop early).
         shared_data: all members train on one set of trials (the original) rather than their own.
         data_seed: the seed of that shared set.
-        cell: "rnn" | "gru" | "lstm". dale, e_fraction, sparsity, train_h0, dale_method, dale_axis, nonneg_input:
-            network constraints (see `jaxrnn.network.NetConfig`).
+        cell: "rnn" (the rate RNN), or a Flax cell: "gru", "lstm", "MODULE:ATTR" or a `flax.linen.RNNCellBase`
+            instance (`jaxrnn.cells`; `units` None takes the cell's own size; an instance must be storable in
+            config.json, `jaxrnn.cells.cell_to_json`). dale, e_fraction, sparsity, train_h0, dale_method, dale_axis,
+            nonneg_input: network constraints (see `jaxrnn.network.NetConfig`).
         rec_noise, in_noise: std sigma of the recurrent and input noise during training (per step sqrt(2/alpha)·sigma;
             module docstring). l2_weights, l2_rates: coefficients of the L2 penalties (module docstring).
     """
@@ -162,7 +165,7 @@ class TrainConfig:
     threshold: float | None = None
     shared_data: bool = False
     data_seed: int = 0
-    cell: str = "rnn"
+    cell: Any = "rnn"
     dale: bool = False
     e_fraction: float = 0.8
     sparsity: float = 0.0
@@ -176,6 +179,10 @@ class TrainConfig:
     nonneg_input: bool = False
 
     def __post_init__(self):
+        if not cells.is_rate_rnn(self.cell):
+            cells.cell_to_json(self.cell)  # storable in config.json (one-line ValueError)
+            if self.units is None:  # a cell instance has its size; a factory and "gru" / "lstm" take the preset's
+                object.__setattr__(self, "units", cells.own_units(self.cell, self.task.n_in))
         for name, value in dataclasses.asdict(self.task.preset).items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
@@ -195,7 +202,7 @@ class TrainConfig:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"train: {name} must be a finite number >= 0, got {value}")
         if self.rec_noise > 0 and self.cell != "rnn":
-            raise ValueError(f"train: rec_noise applies to the rate RNN only, not to cell={self.cell!r}")
+            raise ValueError(f"train: rec_noise applies to the rate RNN only, not to cell={cells.label(self.cell)}")
         _ = self.net  # validates the network fields
 
     @property
@@ -258,11 +265,16 @@ def resolve(config: TrainConfig, hparams: Hparams, E: int) -> Resolved:
         if np.any(values[name] < 0):
             raise ValueError(f"hparams: {name} must be >= 0, got {values[name].min():g}")
     if config.cell != "rnn" and np.any(values["rec_noise"] > 0):
-        raise ValueError(f"train: rec_noise applies to the rate RNN only, not to cell={config.cell!r}")
+        raise ValueError(f"train: rec_noise applies to the rate RNN only, not to cell={cells.label(config.cell)}")
     laws = _per_member("init", config.init if hparams.init is None else hparams.init, E, object)
     bad = sorted({str(v) for v in laws if v not in INITS})
     if bad:
         raise ValueError(f"hparams: unknown init {bad[0]!r}; allowed: {', '.join(INITS)}")
+    if config.cell != "rnn" and (np.any(values["gain"] != 1.0) or any(v != "orthogonal" for v in laws)):
+        raise ValueError(
+            f"hparams: gain and init (the recurrent init law) apply to the rate RNN only; "
+            f"cell={cells.label(config.cell)} initialises itself with its own initializers"
+        )
     fractions = _per_member("e_fraction", config.e_fraction if hparams.e_fraction is None else hparams.e_fraction, E,
                             np.float64)  # fmt: skip
     n_exc = np.array([n_excitatory(float(f), config.units) for f in fractions], np.int32)
@@ -414,7 +426,7 @@ def penalties(params: Params, states: Array, config: TrainConfig, hp: Resolved, 
         if config.cell == "rnn":
             mats = (params["W_in"], recurrent_weights(params, config.net), params["W_out"])
         else:
-            mats = (params["W_x"], params["W_h"], params["W_out"])
+            mats = cells.weight_matrices(params)
         total = total + hp.l2_weights * sum(jnp.sum(w**2) for w in mats)
     if on.l2_rates:
         total = total + hp.l2_rates * jnp.mean(states**2)
@@ -569,7 +581,7 @@ def _memory_budget(platform: str) -> int:
 
 def member_bytes(config: TrainConfig) -> int:
     """Estimated device memory of one member in a compiled training call: the stored states of a batch (B·T·N
-    floats) times 2 for the hand-written backward pass (measured on an H100: 1.2x), times 8 for autodiff (gated cells;
+    floats) times 2 for the hand-written backward pass (measured on an H100: 1.2x), times 8 for autodiff (Flax cells;
     measured 5x for the rate RNN)."""
     fast = _FAST_BACKWARD and config.cell == "rnn"
     return 4 * config.batch_size * config.task.T * config.units * (2 if fast else 8)

@@ -203,7 +203,7 @@ def test_train_estimate_by_hand():
     assert budget.backward_factor(config) * 4 * 32 * 60 * 10 == member_bytes(config)
     # a GRU holds 20 copies of its states while training, 7 while evaluated (measured)
     gru = tiny(units=10, cell="gru", batch_size=32, n_train=64, epochs=3)
-    P = 3 * 10 * (2 + 10 + 1) + 10 + 1  # W_x, W_h, b_h (3 gates), W_out, b_out
+    P = 3 * 10 * (2 + 10 + 1) + 2 * 10 + 10 + 1  # Flax GRUCell (3 gates, 2 biases on the candidate), h0, W_out, b_out
     per_member = 8 * P * 4 + 20 * 32 * 60 * 10 * 4 + 32 * 60 * 5 * 4 + 20 * 64
     evaluation = 5 * P * 4 + 5 * 16 * 60 * (7 * 10 + 2 + 4) * 4
     assert budget.train_estimate(gru, 5, 4, 16).device == max(5 * 3 * P * 4, 4 * per_member, evaluation)

@@ -9,6 +9,8 @@ law, one compiled program) in `<out>/runs/<task>`, reused when a run of the same
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from jaxrnn.evaluate import TOLERANCES, difference_interval, wilson_interval
@@ -80,8 +82,8 @@ def options_tag(options: dict) -> str:
         tag += f"_dale{options.get('e_fraction', 0.8):g}"
     if options.get("sparsity"):
         tag += f"_sparsity{options['sparsity']:g}"
-    if options.get("cell", "rnn") != "rnn":
-        tag += f"_{options['cell']}"
+    if options.get("cell", "rnn") != "rnn":  # MODULE:ATTR as MODULE-ATTR: a file name
+        tag += "_" + re.sub(r"[^A-Za-z0-9_.-]+", "-", options["cell"])
     return tag
 
 
@@ -102,13 +104,15 @@ def describe_options(options: dict) -> str:
 def ensembles(ctx: Context, tasks=None) -> dict[tuple[str, str], Run]:
     """Train (or reuse) every task × init cell of the context's scale (or of `tasks`), with its network options:
     {(task, init): the Run of that cell's members}. Each task's two inits are one ensemble, a grid over `init` with
-    E members per cell (members 0..E-1 orthogonal, E..2E-1 normal), in `runs/<task><options_tag>`."""
+    E members per cell (members 0..E-1 orthogonal, E..2E-1 normal), in `runs/<task><options_tag>`. A Flax cell
+    initialises itself (the init laws are the rate RNN's): its ensemble is one cell, reported as the orthogonal row."""
     tag = options_tag(ctx.options)
     out = {}
     for task_name in tasks or ctx.scale.grid["tasks"]:
         cfg = ctx.scale.config(make_task(task_name), **ctx.options)
-        cells = ctx.train_cells(cfg, f"{task_name}{tag}", Grid.of(cfg.task, init=INITS))
-        out.update({(task_name, init): cells[(init,)] for init in INITS})
+        inits = INITS if cfg.cell == "rnn" else INITS[:1]  # a Flax cell initialises itself: one row
+        cells = ctx.train_cells(cfg, f"{task_name}{tag}", Grid.of(cfg.task, init=inits))
+        out.update({(task_name, init): cells[(init,)] for init in inits})
     return out
 
 
