@@ -9,6 +9,7 @@
     jaxrnn plot RUN_DIR
     jaxrnn study NAME [--scale smoke|cpu|paper|tutorial] [--members E] [--out DIR] [--run RUN_DIR] [--overwrite]
     jaxrnn import-keras FILE [FILE ...] --task TASK [--initial FILE0 ...] --out RUN_DIR [--param key=value ...]
+    jaxrnn train ... --shards K [--executor local|slurm] [--no-wait] --out OUT;  jaxrnn merge OUT [--wait]
 
 Every input is validated (task, parameters, sizes, output paths, an existing run directory) before JAX compiles
 anything and before anything is written. Errors print one line `jaxrnn: error: ...` to stderr and exit with status 2.
@@ -220,14 +221,25 @@ class _Given(argparse.Action):
         namespace.given = {*getattr(namespace, "given", ()), self.dest}
 
 
+def _cell_arg(value: str) -> str:
+    """`--cell`'s value: rnn, gru, lstm or MODULE:ATTR (imported and checked when the config is built)."""
+    module, colon, attr = value.partition(":")
+    if value in ("rnn", "gru", "lstm") or (colon and module and attr):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from rnn, gru, lstm, or MODULE:ATTR)")
+
+
 def _add_network_options(p, study: bool = False) -> None:
     """--cell, --dale, --e-fraction, --sparsity (train and study), --dale-method, --dale-axis, --nonneg-input (train);
     values are checked by NetConfig before any compilation, with a message naming the field."""
     p.add_argument(
         "--cell",
-        choices=("rnn", "gru", "lstm"),
+        type=_cell_arg,
         default=None if study else "rnn",
-        help="rnn: the rate RNN (default); gru, lstm: gated cells for comparison",
+        metavar="rnn|gru|lstm|MODULE:ATTR",
+        help="rnn: the rate RNN (default); gru, lstm: flax.linen.GRUCell / LSTMCell with --units features; "
+        "MODULE:ATTR: your own Flax cell, ATTR a flax.linen.RNNCellBase instance or a factory taking the unit count "
+        "(MODULE from the Python path or the current directory)",
     )
     p.add_argument(
         "--dale",
@@ -297,6 +309,9 @@ def _cmd_train(args) -> int:
     config, hparams = _train_config(args)
     grid = _grid(args, config.task)
     budget.check_train(config, args.members, grid=grid, chunk_size=args.chunk_size, n_eval=args.trials, out=args.out)
+    sharding = _shards(args)
+    if sharding is not None:
+        return _train_sharded(args, config, hparams, grid, sharding)
     members, hp = (grid.members, grid.hparams(hparams)) if grid else (args.members, hparams)
     runs.plan(args.out, config, args.seed, hp, members, args.overwrite)  # refuse before compiling
     bar = runs.ProgressBar("train", disable=args.no_progress)
@@ -321,6 +336,124 @@ def _cmd_train(args) -> int:
         bar.close()
     _print_summary(run)
     return 0
+
+
+#: The options of sharded training (`_add_shard_options`), by their argparse names.
+_SHARD_OPTIONS = ("executor", "partition", "time", "cpus_per_task", "gpus_per_task", "mem", "sbatch", "no_wait")
+
+
+def _shards(args):
+    """The `jaxrnn.shards.Shards` of `--shards K --executor ...`, or None without --shards (validated; a shard
+    option without --shards is refused)."""
+    given = [k for k in _SHARD_OPTIONS if getattr(args, k, None) not in (None, False, [])]
+    if getattr(args, "shards", None) is None:
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')}: needs --shards K")
+        return None
+    from jaxrnn.shards import Shards, parse_sbatch
+
+    return Shards(
+        count=args.shards,
+        executor=args.executor or "local",
+        partition=args.partition,
+        time=args.time,
+        cpus_per_task=args.cpus_per_task,
+        gpus_per_task=args.gpus_per_task,
+        mem=args.mem,
+        sbatch=parse_sbatch(args.sbatch),
+        wait=not args.no_wait,
+        progress=not args.no_progress,
+    ).check()
+
+
+def _train_sharded(args, config, hparams, grid, sharding) -> int:
+    """`jaxrnn train ... --shards K`: submit the shards, wait and merge (`jaxrnn.shards.train_sharded`)."""
+    from jaxrnn import shards
+
+    try:
+        run = shards.train_sharded(
+            args.out,
+            config,
+            sharding,
+            seed=args.seed,
+            members=None if grid else args.members,
+            hparams=hparams,
+            grid=grid,
+            overwrite=args.overwrite,
+            n_eval=args.trials,
+            success_at=args.success_at,
+            checkpoint_every=args.checkpoint_every or config.epochs,
+            chunk_size=args.chunk_size,
+            log=lambda m: print(m, file=sys.stderr),
+            command=["jaxrnn", *args.argv],
+        )
+    except KeyboardInterrupt:
+        print(shards.detached_message(args.out), file=sys.stderr)
+        return 130
+    except shards.ShardsIncomplete as e:
+        print(f"{_PROG}: error: {e}", file=sys.stderr)
+        return 1
+    if run is None:
+        print(shards.submitted_message(args.out), file=sys.stderr)
+        return 0
+    _print_summary(run)
+    return 0
+
+
+def _cmd_merge(args) -> int:
+    from jaxrnn import shards
+
+    try:
+        if args.wait:
+            shards.wait(args.out, progress=not args.no_progress)
+        run = shards.merge(args.out, log=lambda m: print(m, file=sys.stderr))
+    except KeyboardInterrupt:
+        print(shards.detached_message(args.out), file=sys.stderr)
+        return 130
+    except shards.ShardsIncomplete as e:
+        print(f"{_PROG}: error: {e}", file=sys.stderr)
+        return 1
+    _print_summary(run)
+    return 0
+
+
+def _add_shard_options(p) -> None:
+    """--shards K and the executor's options (train and study)."""
+    p.add_argument(
+        "--shards",
+        type=_positive_int,
+        metavar="K",
+        help="train each ensemble as K shards (contiguous member ranges, cell-major), one job each through submitit, "
+        "into OUT/shards/NNN; wait, then merge them into OUT (pip install 'jaxrnn[slurm]')",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        help="with --shards: local = one local process per shard, all started at once (default); slurm = one Slurm "
+        "job array (needs sbatch on PATH)",
+    )
+    p.add_argument("--partition", help="with --executor slurm: the Slurm partition")
+    p.add_argument(
+        "--time",
+        type=_positive_int,
+        metavar="MIN",
+        help="with --shards: each job's time limit in minutes (Slurm default 60; local: none)",
+    )
+    p.add_argument("--cpus-per-task", type=_positive_int, metavar="C", help="with --executor slurm: CPUs per shard")
+    p.add_argument("--gpus-per-task", type=_positive_int, metavar="G", help="with --executor slurm: GPUs per shard")
+    p.add_argument("--mem", type=_positive_float, metavar="GB", help="with --executor slurm: memory per shard (GB)")
+    p.add_argument(
+        "--sbatch",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="with --executor slurm: another sbatch option (repeatable), e.g. --sbatch account=lab --sbatch qos=long",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with --shards: return once the jobs are submitted (`jaxrnn merge OUT --wait` waits and merges later)",
+    )
 
 
 def _fmt(x, spec=".3g") -> str:
@@ -709,18 +842,38 @@ def _cmd_study(args) -> int:
         NetConfig(n_in=1, n_out=1, units=50, **{k: v for k, v in options.items()})
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
     budget.check_study(STUDIES[args.name], args.scale, args.members, tasks, options, run=args.run)  # before writing
-    out = run_study(
-        STUDIES[args.name],
-        scale=args.scale,
-        members=args.members,
-        out=args.out,
-        run=args.run,
-        options=options,
-        command=" ".join(["jaxrnn", *args.argv]),
-        progress=not args.no_progress,
-        tasks=tasks,
-        overwrite=args.overwrite,
-    )
+    sharding = _shards(args)
+    if sharding is not None:  # every ensemble of the study is trained as shards (`Context.train`)
+        from jaxrnn import shards
+
+        E = args.members or STUDIES[args.name].scales[args.scale].members
+        shards.split(E, sharding.count)  # K <= the members per condition, the smallest ensemble
+        shards.check_executor(sharding)
+    try:
+        out = run_study(
+            STUDIES[args.name],
+            scale=args.scale,
+            members=args.members,
+            out=args.out,
+            run=args.run,
+            options=options,
+            command=" ".join(["jaxrnn", *args.argv]),
+            progress=not args.no_progress,
+            tasks=tasks,
+            overwrite=args.overwrite,
+            shards=sharding,
+        )
+    except KeyboardInterrupt:
+        if sharding is None:
+            raise
+        print(f"{_PROG}: interrupted while waiting; the shards' jobs go on (rerun the same command once they are "
+              "done: it merges them and goes on)", file=sys.stderr)  # fmt: skip
+        return 130
+    except ValueError as e:
+        if sharding is None or not isinstance(e, shards.ShardsIncomplete):
+            raise
+        print(f"{_PROG}: error: {e}", file=sys.stderr)
+        return 1
     print(out)
     return 0
 
@@ -898,6 +1051,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace a run of a different config in RUN_DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_shard_options(p)
     _add_param(p)
     p.set_defaults(func=_cmd_train)
 
@@ -978,7 +1132,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--tasks", metavar="T1,T2", help="only these tasks of the scale (success_table, spectral_migration)")
     _add_network_options(p, study=True)
+    _add_shard_options(p)
     p.set_defaults(func=_cmd_study)
+
+    p = sub.add_parser(
+        "merge",
+        help="merge the shards of a sharded run into one run directory",
+        description="Merge the complete shards OUT/shards/NNN of `jaxrnn train ... --shards K --out OUT` into the run "
+        "directory OUT (params, history, evaluation and members.csv in member order), which show, plot, evaluate and "
+        "the studies read as one ensemble. A missing, running or failed shard is named with its log's last lines "
+        "and nothing is merged (exit 1); shards of a different config are refused.",
+    )
+    p.add_argument("out", metavar="OUT", help="the --out of the sharded `jaxrnn train`")
+    p.add_argument("--wait", action="store_true", help="wait for queued or running shards first (progress bar)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_merge)
 
     p = sub.add_parser(
         "import-keras",

@@ -138,13 +138,14 @@ class Grid:
         cells = [self.cell_values(int(c)) for c in self.cell_of(np.asarray(members))]
         return {name: np.asarray([c[name] for c in cells]) for name in self.names}
 
-    def hparams(self, base=None):
-        """The `jaxrnn.train.Hparams` of the grid's members (ids 0..E-1): `base` (default `Hparams()`) with every
-        axis replaced by its per-member values (training axes as fields, task axes under `task`)."""
+    def hparams(self, base=None, members: Sequence[int] | np.ndarray | None = None):
+        """The `jaxrnn.train.Hparams` of the grid's members (ids 0..E-1, or the given member ids: a shard of the
+        grid): `base` (default `Hparams()`) with every axis replaced by its per-member values (training axes as fields,
+        task axes under `task`)."""
         from jaxrnn.train import Hparams
 
         base = base or Hparams()
-        values = self.member_values(np.arange(self.members))
+        values = self.member_values(np.arange(self.members) if members is None else np.asarray(members))
         train = {k: v.tolist() for k, v in values.items() if k in TRAIN_AXES}
         task = {k: v.tolist() for k, v in values.items() if k not in TRAIN_AXES}
         shared = {k: v for k, v in (base.task or {}).items() if k not in task}

@@ -142,7 +142,8 @@ def train_run(
         config, seed, members, hparams: the run; `members` is E (ids 0..E-1) or a list of member ids (default 16,
             or the grid's members).
         grid: train this grid of per-member values (`jaxrnn.grid.Grid`) as one ensemble: members 0..E-1 of
-            `grid.members`, hparams `grid.hparams(hparams)`; recorded in config.json and members.csv.
+            `grid.members` (or the given member ids among them, a shard of the grid, `jaxrnn.shards`), hparams
+            `grid.hparams(hparams, ids)`; recorded in config.json and members.csv.
         overwrite: replace whatever `run_dir` holds.
         n_eval, success_at: held-out trials and the success criterion of the evaluation.
         checkpoint_every: epochs between checkpoints (and progress calls).
@@ -160,9 +161,14 @@ def train_run(
     budget.check_train(config, members, grid=grid, hparams=hparams, chunk_size=chunk_size, n_eval=n_eval, out=run_dir)
     if grid is not None:
         grid.check(config.task)
-        if members is not None and member_ids(members).tolist() != list(range(grid.members)):
-            raise ValueError(f"train: a grid of {grid.members} members has member ids 0..{grid.members - 1}")
-        members, hparams = grid.members, grid.hparams(hparams)
+        ids = np.arange(grid.members) if members is None else member_ids(members)
+        other_count = isinstance(members, (int, np.integer)) and members != grid.members
+        if other_count or len(np.unique(ids)) != len(ids) or ids.min() < 0 or ids.max() >= grid.members:
+            raise ValueError(
+                f"train: a grid of {grid.members} members has member ids 0..{grid.members - 1} (all of them, or some "
+                "of them once each: a shard)"
+            )
+        members, hparams = ids, grid.hparams(hparams, ids)
     ids = member_ids(16 if members is None else members)
     resolve(config, hparams, len(ids))  # every member's numbers are valid, before anything is written or compiled
     run_dir = Path(run_dir)

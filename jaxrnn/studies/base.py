@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxrnn import _platform, runs
+from jaxrnn import _platform, cells, runs
 from jaxrnn.grid import Grid
 from jaxrnn.store import CHECKPOINT, LOCK, Run, load_meta
 from jaxrnn.tasks import Task
@@ -139,6 +139,7 @@ class Context(NamedTuple):
     command: str  # the command that ran the study, as the caller gave it
     progress: bool  # progress bars on stderr
     trained: list  # the Runs this invocation used, in order (filled by `train` and `use`)
+    shards: Any = None  # a `jaxrnn.shards.Shards`: every ensemble is trained as shards (`--shards K`)
 
     @property
     def runs_dir(self) -> Path:
@@ -160,7 +161,8 @@ class Context(NamedTuple):
     ) -> Run:
         """The ensemble (config, seed 0, members 0..E-1, hparams) of this study, evaluated with the scale's protocol:
         a finished run of exactly it under `search()` is reused; otherwise it is trained (or resumed from its
-        checkpoint) into `runs/<name>` by `jaxrnn.runs.train_run`. With `grid`, the whole grid is one ensemble
+        checkpoint) into `runs/<name>` by `jaxrnn.runs.train_run` (with the context's `shards`: as shards through
+        `jaxrnn.shards.train_sharded`, merged into `runs/<name>`). With `grid`, the whole grid is one ensemble
         (`members` per cell, default the context's) and `Run.cells()` splits it."""
         hp = hparams or self.scale.protocol.hparams
         E = members or self.members
@@ -172,6 +174,13 @@ class Context(NamedTuple):
         if found is not None:
             log(f"reusing {found}")
             run = runs.open_run(found, proto.n_eval, proto.success_at)
+        elif self.shards is not None:
+            from jaxrnn import shards
+
+            run = shards.train_sharded(self.runs_dir / name, config, dataclasses.replace(self.shards, wait=True),
+                                       seed=0, members=E, hparams=hp, grid=grid, n_eval=proto.n_eval,
+                                       success_at=proto.success_at, log=log, command=[self.command])  # fmt: skip
+            log(f"{name}: {int(np.sum(run.learned))}/{E} succeed ({run.train_seconds:.0f} s of training in shards)")
         else:
             bar = runs.ProgressBar(name, disable=not self.progress)
             try:
@@ -224,6 +233,7 @@ def run_study(
     progress: bool = False,
     tasks: tuple[str, ...] | None = None,
     overwrite: bool = False,
+    shards=None,
 ) -> Path:
     """Run `study` at `scale` and write `out` (`default_out`: `results/<name>`, at smoke scale `./<name>_smoke`): its
     files and `report.md`.
@@ -234,6 +244,7 @@ def run_study(
             CLI passes its own; from Python the equivalent `jaxrnn study` command is recorded). progress: progress
             bars on stderr. tasks: only these of the scale's tasks (studies whose scale sweeps tasks), in order.
         overwrite: replace a `report.md` in `out` made at a larger scale (`SCALE_ORDER`); refused otherwise.
+        shards: a `jaxrnn.shards.Shards`: train every ensemble as that many shards, one job each (waits and merges).
     Returns:
         The output directory.
     Raises:
@@ -283,7 +294,7 @@ def run_study(
     _ignore_runs(out, keep=scale == "paper")
     ctx = Context(
         study, scale, sc, members or sc.members, out, None if run is None else Path(run), options, command, progress, []
-    )
+    )._replace(shards=shards)
     body = study.run(ctx)
     write_report(ctx, body, time.time() - t0)
     return out
@@ -397,7 +408,7 @@ def protocol_facts(run: Run) -> dict[str, str]:
     if c.sparsity:
         net.append(f"sparsity {c.sparsity:g}")
     if c.cell != "rnn":
-        net.append(c.cell)
+        net.append(cells.label(c.cell))
     return {
         "ensemble": f"`{run.path.name}`",
         "task": c.task.name,
