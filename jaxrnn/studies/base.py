@@ -147,9 +147,9 @@ class Context(NamedTuple):
 
     def search(self) -> list[Path]:
         """Folders of run directories to reuse: this study's, then those of the studies it reuses, beside `out` under
-        the names `default_out` gives them (`<name>_smoke` at smoke scale)."""
-        suffix = "_smoke" if self.scale_name == "smoke" else ""
-        return [self.runs_dir] + [self.out.parent / f"{other}{suffix}" / "runs" for other in self.study.reuses]
+        the names `default_out` gives them (`<name>_smoke` at smoke scale) or plain `<name>` (an `--out` chosen so)."""
+        names = [f"{other}_smoke" for other in self.study.reuses] if self.scale_name == "smoke" else []
+        return [self.runs_dir] + [self.out.parent / n / "runs" for n in [*names, *self.study.reuses]]
 
     def train(
         self,
