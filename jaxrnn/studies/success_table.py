@@ -264,7 +264,8 @@ def _markdown(rows: list[dict]) -> str:
     return md_table(header, body)
 
 
-def _comparison(rows: list[dict]) -> list[str]:
+def _comparison(rows: list[dict], shared: bool = False) -> list[str]:
+    """The report's comparison with the original; `shared`: every member of a task trained on one shared set."""
     by = {(r["task"], r["init"]): r for r in rows}
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     agree = [r for r in rows if r["original_in_interval"]]
@@ -323,8 +324,15 @@ def _comparison(rows: list[dict]) -> list[str]:
         "",
         "Likely reasons for differences: (1) the success criterion is automatic and stated above, where the original "
         "judged by eye; (2) any reduced protocol (see the scale) trains far fewer trials, with a higher learning rate, "
-        "so rates measure learning speed as much as learnability; (3) each member here has its own training set (the "
-        "original shared one set among its 20 networks), so our members are independent samples; (4) with E members "
+        "so rates measure learning speed as much as learnability; (3) "
+        + (
+            "as in the original, all members of a task trained on one shared training set (each in its own order), so "
+            "a cell's members are not independent samples of the data; "
+            if shared
+            else "each member here has its own training set (the original shared one set among its 20 networks), so "
+            "our members are independent samples; "
+        )
+        + "(4) with E members "
         "per cell a 95% interval spans roughly ±1/sqrt(E), so single cells rarely separate from the original unless "
         "the difference is large.",
     ]
@@ -361,7 +369,7 @@ def run(ctx: Context) -> list[str]:
         "",
         "![success rates](success_table.png)",
         "",
-        *_comparison(rows),
+        *_comparison(rows, shared=all(r.config.shared_data for r in results.values())),
         "",
         "## Sensitivity to the success rule",
         "",
@@ -377,7 +385,13 @@ def run(ctx: Context) -> list[str]:
         "",
         "Files: `success_table.csv` (one row per task × init), `success_table.md`, `success_table.png`, "
         "`success_sensitivity.csv` (one row per task × init × tolerance), `success_sensitivity.png`; trained "
-        "ensembles in `runs/` (not committed; rerunning the same command reuses them).",
+        "ensembles in `runs/` ("
+        + (
+            "kept in the repository: initial and final parameters, history, evaluation and config of every member, "
+            "so the same command re-scores them without training)."
+            if ctx.scale_name == "paper"
+            else "not committed; rerunning the same command reuses them)."
+        ),
     ]
 
 
