@@ -418,7 +418,7 @@ def _fits(estimate: Estimate, avail: Available) -> bool:
 def _members_of(members, grid) -> tuple[int, int, int]:
     """(E, the smallest and the largest member id) of `members` (a count, or ids) or of a grid's members, without
     building the ids of a count."""
-    if grid is not None:
+    if grid is not None and members is None:
         return int(grid.members), 0, int(grid.members) - 1
     if members is None:
         return 16, 0, 15

@@ -356,6 +356,10 @@ def cell_to_json(cell: Any) -> str | dict:
             f"cell {name}: field{'s' if len(bad) > 1 else ''} {', '.join(bad)} cannot be stored in config.json "
             f"(not JSON-able), so the run directory could not be reopened; {_SUGGEST}"
         )
+    if cls.__module__ == "__main__":
+        raise ValueError(
+            f"cell {name}: the class is defined in the script being run and cannot be imported; {_SUGGEST}"
+        )
     if "<locals>" in cls.__qualname__:
         raise ValueError(f"cell {name}: the class is defined inside a function and cannot be imported; {_SUGGEST}")
     return {"class": name, "fields": fields}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ from jaxrnn.grid import Grid
 from jaxrnn.store import Run, StoreError
 from jaxrnn.train import Ensemble, Hparams, TrainConfig, default_chunk, fit, resolve
 
-#: Entries a run directory may hold besides its files without being "not empty" (temporaries, the lock).
+#: Entries a run directory may hold besides its files without being "not empty": the lock.
 _IGNORED = (store.LOCK,)
 
 
@@ -171,6 +172,7 @@ def train_run(
         members, hparams = ids, grid.hparams(hparams, ids)
     ids = member_ids(16 if members is None else members)
     resolve(config, hparams, len(ids))  # every member's numbers are valid, before anything is written or compiled
+    store.config_to_dict(config)  # a config that config.json cannot hold is refused before anything is written
     run_dir = Path(run_dir)
     _finish_swap(run_dir)
     plan(run_dir, config, seed, hparams, ids, overwrite)  # refuse before creating or locking anything
@@ -230,8 +232,15 @@ def _swap(new: Path, run_dir: Path) -> None:
     old = _sibling(run_dir, "replaced")
     if old.exists():
         shutil.rmtree(old)
-    os.replace(run_dir, old)
-    os.replace(new, run_dir)
+    blocked = hasattr(signal, "pthread_sigmask")
+    if blocked:  # a Ctrl-C waits until both renames are done
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        os.replace(run_dir, old)
+        os.replace(new, run_dir)
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     shutil.rmtree(old)
 
 
@@ -437,7 +446,8 @@ def find_run(config: TrainConfig, seed: int, hparams: Hparams, members, folders)
         folder = Path(folder)
         if not folder.is_dir():
             continue
-        for cand in [folder] + sorted(p for p in folder.iterdir() if p.is_dir()):
+        # hidden folders (an overwrite's `.NAME.overwrite` / `.NAME.replaced`) are never reused
+        for cand in [folder] + sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
             try:
                 meta = store.load_meta(cand)
             except StoreError:

@@ -168,7 +168,7 @@ class Plan:
     def shard_hparams(self, k: int) -> Hparams:
         """The `hparams` argument of shard k's `train_run`: the base hparams cut to the shard's members (a grid then
         applies its own values to the shard's ids)."""
-        index = np.searchsorted(self.members, self.parts()[k])
+        index = np.array_split(np.arange(len(self.members)), self.count)[k]  # positions, whatever the ids' order
         return _slice_hparams(self.config, self.hparams, len(self.members), index)
 
     def recorded_hparams(self, k: int) -> Hparams:

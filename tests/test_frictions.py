@@ -280,3 +280,14 @@ def test_a_smoke_study_reuses_the_smoke_ensembles_beside_it(tmp_path):
     assert search("spectral_migration", "cpu", Path("results/spectral_migration"))[1] == Path(
         "results/success_table/runs"
     )
+
+
+def test_a_task_defined_in_a_script_is_refused_before_a_run_directory_is_written(tmp_path):
+    """A task class of `__main__` trains with `fit`, but a run directory of it could never be reopened: train_run
+    refuses it in one line before anything is written."""
+    base = type(make_task("and"))
+    scripted = dataclasses.dataclass(frozen=True)(type("Gate", (base,), {"__module__": "__main__"}))
+    config = dataclasses.replace(_tiny_and(), task=scripted(T=30, pulse_start=2, pulse_width=5, response_start=20))
+    with pytest.raises(ValueError, match="defined in the script being run"):
+        runs.train_run(tmp_path / "run", config, seed=0, members=2, n_eval=16)
+    assert not (tmp_path / "run").exists()

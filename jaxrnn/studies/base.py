@@ -338,7 +338,7 @@ def _ignore_runs(out: Path, keep: bool = False) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if keep:
         text = "# paper-scale ensembles are kept (re-scorable); not what a run writes while in progress\n"
-        text += "".join(f"{p}\n" for p in (LOCK, CHECKPOINT, "*.tmp"))
+        text += "".join(f"{p}\n" for p in (LOCK, CHECKPOINT, "*.tmp", ".*.overwrite/", ".*.replaced/", "shards/"))
     else:
         text = "# trained ensembles (parameters): reproducible, too large for git\n*\n"
     (folder / ".gitignore").write_text(text)

@@ -73,10 +73,17 @@ def task_class(name: str) -> type[Task]:
 
 
 def task_source(task: Task | type[Task]) -> str | None:
-    """Where a task's class comes from as "MODULE:CLASS" (what `make_task` takes), or None for a built-in task."""
+    """Where a task's class comes from as "MODULE:CLASS" (what `make_task` takes), or None for a built-in task.
+    Raises ValueError for a class that could not be imported again (defined in `__main__` or inside a function)."""
     cls = task if isinstance(task, type) else type(task)
     if TASKS.get(getattr(cls, "name", None)) is cls:
         return None
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        where = "the script being run" if cls.__module__ == "__main__" else "a function"
+        raise ValueError(
+            f"task {cls.__qualname__}: defined in {where}, so a run directory of it could not be reopened; define it "
+            "in an importable module (e.g. mytask.py) and pass it as MODULE:CLASS or import it from there"
+        )
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
