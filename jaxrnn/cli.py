@@ -303,6 +303,21 @@ def _grid(args, task):
     return grid
 
 
+def _run_options(args, hparams, grid) -> dict:
+    """The keyword arguments `runs.train_run` and `shards.train_sharded` both take from `jaxrnn train`'s options."""
+    return dict(
+        seed=args.seed,
+        members=None if grid else args.members,
+        hparams=hparams,
+        grid=grid,
+        overwrite=args.overwrite,
+        n_eval=args.trials,
+        success_at=args.success_at,
+        checkpoint_every=args.checkpoint_every,
+        chunk_size=args.chunk_size,
+    )
+
+
 def _cmd_train(args) -> int:
     from jaxrnn import runs
 
@@ -319,15 +334,7 @@ def _cmd_train(args) -> int:
         run = runs.train_run(
             args.out,
             config,
-            seed=args.seed,
-            members=None if grid else args.members,
-            hparams=hparams,
-            grid=grid,
-            overwrite=args.overwrite,
-            n_eval=args.trials,
-            success_at=args.success_at,
-            checkpoint_every=args.checkpoint_every or config.epochs,
-            chunk_size=args.chunk_size,
+            **_run_options(args, hparams, grid),
             progress=bar,
             log=lambda m: print(m, file=sys.stderr),
             command=["jaxrnn", *args.argv],
@@ -375,15 +382,7 @@ def _train_sharded(args, config, hparams, grid, sharding) -> int:
             args.out,
             config,
             sharding,
-            seed=args.seed,
-            members=None if grid else args.members,
-            hparams=hparams,
-            grid=grid,
-            overwrite=args.overwrite,
-            n_eval=args.trials,
-            success_at=args.success_at,
-            checkpoint_every=args.checkpoint_every or config.epochs,
-            chunk_size=args.chunk_size,
+            **_run_options(args, hparams, grid),
             log=lambda m: print(m, file=sys.stderr),
             command=["jaxrnn", *args.argv],
         )
