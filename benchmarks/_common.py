@@ -41,7 +41,7 @@ PAPER_TRIALS, PAPER_BATCH, PAPER_EPOCHS = 15_000, 64, 20
 
 
 def train_module():
-    """The module jaxrnn.train (the package re-exports a function of the same name)."""
+    """The module jaxrnn.train."""
     return importlib.import_module("jaxrnn.train")
 
 
@@ -118,17 +118,18 @@ def time_calls(fn, repeats: int) -> dict:
     return {"first": first, "times": times, "median": float(np.median(times)), "min": float(min(times))}
 
 
-def time_fit(config, members: int, repeats: int, chunk_size: int | None = None) -> dict:
+def time_fit(config, members: int, repeats: int, chunk_size: int | None = None, **fit_options) -> dict:
     """Time `train.fit` end to end (task sampling, masks, early stopping, chunking, host transfers included).
 
-    Each repeat trains a fresh ensemble (another seed) for `config.epochs` epochs. `compile` = first call minus
-    the median of the others. Returns seconds: median/min per call, and per network.
+    Each repeat trains a fresh ensemble (another seed) for `config.epochs` epochs; `fit_options` go to `fit` (e.g.
+    `fast_backward`, `unroll`). `compile` = first call minus the median of the others. Returns seconds: median/min per
+    call, and per network.
     """
     tr = train_module()
     seeds = iter(range(10_000))
 
     def call():
-        ens = tr.fit(config, next(seeds), range(members), chunk_size=chunk_size)
+        ens = tr.fit(config, next(seeds), range(members), chunk_size=chunk_size, **fit_options)
         return ens.loss
 
     res = time_calls(call, repeats)

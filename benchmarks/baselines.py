@@ -94,13 +94,12 @@ def _worker_jaxrnn(units, T, trials, batch, networks, autodiff=False):
     sys.path.insert(0, str(HERE.parent))
     import _common as C
 
-    tr = C.train_module()
-    tr._FAST_BACKWARD = not autodiff
     E = networks
-    res = C.time_fit(C.and_config(units, T, trials, batch), E, 3 if trials > 200 else 1)
+    res = C.time_fit(C.and_config(units, T, trials, batch), E, 3 if trials > 200 else 1, fast_backward=not autodiff)
     # jaxrnn's own paper epoch (15,000 trials) only where it takes seconds: at N = 400 and E = 16, its compile call and
     # timed call took over 10 minutes (2026-11-23 run, stopped); the extrapolated column covers it.
-    paper = C.time_fit(C.and_config(units, T, *_paper_sizes(trials)), E, 1) if units <= 100 else None
+    paper_cfg = C.and_config(units, T, *_paper_sizes(trials))
+    paper = C.time_fit(paper_cfg, E, 1, fast_backward=not autodiff) if units <= 100 else None
     return {
         "times": [t / E for t in res["times"]],
         "compile_s": res["compile"],

@@ -25,9 +25,7 @@ def _worker(units, T, trials, batch, E, fast, repeats):
     sys.path.insert(0, str(HERE.parent))
     import _common as C
 
-    tr = C.train_module()
-    tr._FAST_BACKWARD = fast
-    res = C.time_fit(C.and_config(units, T, trials, batch), E, repeats)
+    res = C.time_fit(C.and_config(units, T, trials, batch), E, repeats, fast_backward=fast)
     return {
         "times": [t / E for t in res["times"]],
         "compile_s": res["compile"],

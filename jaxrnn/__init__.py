@@ -1,14 +1,13 @@
 """jaxrnn: train ensembles of recurrent neural networks for computational neuroscience as one compiled program."""
 
 from jaxrnn._platform import configure
+from jaxrnn._version import __version__ as __version__
 from jaxrnn.evaluate import Evaluation, evaluate, wilson_interval
 from jaxrnn.network import NetConfig, effective_params, forward, init_params
 from jaxrnn.runs import open_run, train_run
 from jaxrnn.store import Run
 from jaxrnn.tasks import TASKS, Task, Trial, make_task
-from jaxrnn.train import Ensemble, Hparams, TrainConfig, fit, make_train, member, member_keys, train
-
-__version__ = "0.1.0"
+from jaxrnn.train import Ensemble, Hparams, TrainConfig, fit, make_train, member, member_keys, train_member
 
 __all__ = [
     "TASKS",
@@ -31,7 +30,7 @@ __all__ = [
     "member",
     "member_keys",
     "open_run",
-    "train",
+    "train_member",
     "train_run",
     "wilson_interval",
 ]

@@ -924,7 +924,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train ensembles of recurrent neural networks on neuroscience tasks as one compiled JAX program.",
         epilog="Run `jaxrnn COMMAND --help` for a command's options. Errors exit with status 2.",
     )
-    from jaxrnn import __version__
+    from jaxrnn._version import __version__
 
     parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)

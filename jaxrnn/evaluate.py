@@ -12,7 +12,7 @@ member's trials are sampled from those keys with its own params and judged with 
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -67,22 +67,33 @@ def heldout_trials(task: Task, n_trials: int = 512, seed: int = 0, task_params: 
     """
     keys = heldout_keys(n_trials, seed)
     if task_params is None:
-        return _sampler(task)(keys)
+        return _program(_sampler, task)(keys, task.default_params())
     _check_members(task_params, None)
-    return _member_sampler(task)(keys, task_params)
+    return _program(_member_sampler, task)(keys, task_params)
 
 
-@functools.lru_cache(maxsize=64)
-def _sampler(task: Task):
-    """jit(vmap(task.sample)) with the task's own params, built once per task."""
-    return jax.jit(jax.vmap(task.sample))
+_PROGRAMS: dict[tuple, Callable] = {}
 
 
-@functools.lru_cache(maxsize=64)
-def _member_sampler(task: Task):
-    """jit of (keys (K,), params (E, ...)) -> trials (E, K, ...), built once per task."""
-    per_member = jax.vmap(task.sample, in_axes=(0, None))
-    return jax.jit(jax.vmap(per_member, in_axes=(None, 0)))
+def _program(build: Callable, task: Task, *static) -> Callable:
+    """`build(task, *static)`, built once per builder, task `static_key` and static arguments: every traced task
+    param is an argument of the programs below, so tasks that differ only in those share them."""
+    key = (build, task.static_key(), *static)
+    if key not in _PROGRAMS:
+        if len(_PROGRAMS) >= 64:
+            del _PROGRAMS[next(iter(_PROGRAMS))]  # the oldest
+        _PROGRAMS[key] = build(task, *static)
+    return _PROGRAMS[key]
+
+
+def _sampler(task: Task) -> Callable:
+    """jit of (keys (K,), params) -> trials (K, ...)."""
+    return jax.jit(jax.vmap(task.sample, in_axes=(0, None)))
+
+
+def _member_sampler(task: Task) -> Callable:
+    """jit of (keys (K,), params (E, ...)) -> trials (E, K, ...)."""
+    return jax.jit(jax.vmap(jax.vmap(task.sample, in_axes=(0, None)), in_axes=(None, 0)))
 
 
 def _check_members(task_params: dict, n_members: int | None) -> None:
@@ -96,7 +107,7 @@ def _check_members(task_params: dict, n_members: int | None) -> None:
         )
 
 
-def _member_metrics(params: Params, trials: Trial, task: Task, net: NetConfig, task_params=None):
+def _member_metrics(params: Params, trials: Trial, task: Task, net: NetConfig, task_params):
     out = jax.vmap(outputs, in_axes=(None, 0, None))(params, trials.inputs, net)  # (K, T, n_out)
     err = out - trials.targets
     mse = jnp.sum(trials.mask * err**2) / jnp.sum(trials.mask)
@@ -110,28 +121,30 @@ def _member_metrics(params: Params, trials: Trial, task: Task, net: NetConfig, t
     )
     sem = jnp.std(dist) / jnp.sqrt(dist.shape[0])
     zero = jnp.mean(jnp.sqrt(jnp.sum(trials.targets**2, axis=(1, 2))))
-    base = task.default_params() if task_params is None else task_params
 
     def accuracy_at(tol):
-        tp = {**base, "tolerance": tol}
+        tp = {**task_params, "tolerance": tol}
         return jnp.mean(jax.vmap(task.correct, in_axes=(0, 0, None))(trials, out, tp))
 
     by_tol = jax.vmap(accuracy_at)(jnp.asarray(TOLERANCES, jnp.float32))
     return mse, jnp.mean(dist), sem, by_cond, jnp.mean(correct), finite, zero, by_tol
 
 
-@functools.lru_cache(maxsize=64)
-def _compiled_metrics(task: Task, net: NetConfig, batch: int, mode: str = "shared"):
-    """The jitted metrics of every member (lax.map over members, `batch` at a time), built once per config.
+def _metrics_on_shared(task: Task, net: NetConfig, batch: int) -> Callable:
+    """jit of (params (E, ...), task params, trials (K, ...)) -> every member's metrics on the same trials (lax.map
+    over members, `batch` at a time)."""
+    return jax.jit(lambda p, tp, tr: jax.lax.map(lambda q: _member_metrics(q, tr, task, net, tp), p, batch_size=batch))
 
-    mode "shared": (params, trials (K, ...)); "trials": (params, task_params, trials (E, K, ...)), each member on its
-    own trials; "keys": (params, task_params, keys (K,)), each member's trials sampled inside the map with its params.
-    """
-    if mode == "shared":
-        return jax.jit(lambda p, tr: jax.lax.map(lambda q: _member_metrics(q, tr, task, net), p, batch_size=batch))
-    if mode == "trials":
-        one = lambda a: _member_metrics(a[0], a[2], task, net, a[1])  # noqa: E731
-        return jax.jit(lambda p, tp, tr: jax.lax.map(one, (p, tp, tr), batch_size=batch))
+
+def _metrics_on_trials(task: Task, net: NetConfig, batch: int) -> Callable:
+    """jit of (params, task params (E, ...), trials (E, K, ...)) -> metrics, each member on its own trials."""
+    one = lambda a: _member_metrics(a[0], a[2], task, net, a[1])  # noqa: E731
+    return jax.jit(lambda p, tp, tr: jax.lax.map(one, (p, tp, tr), batch_size=batch))
+
+
+def _metrics_on_keys(task: Task, net: NetConfig, batch: int) -> Callable:
+    """jit of (params, task params (E, ...), keys (K,)) -> metrics, each member's trials sampled inside the map with
+    its params (only `batch` members' trials in memory at once)."""
     sample = jax.vmap(task.sample, in_axes=(0, None))
 
     def member_on_keys(keys):
@@ -168,9 +181,10 @@ def evaluate_on(
             params. None: every member has the task's own.
     """
     if task_params is None:
-        return _evaluation(_compiled_metrics(task, net, batch)(params, trials), success_at)
+        metrics = _program(_metrics_on_shared, task, net, batch)(params, task.default_params(), trials)
+        return _evaluation(metrics, success_at)
     _check_members(task_params, _n_members(params))
-    return _evaluation(_compiled_metrics(task, net, batch, "trials")(params, task_params, trials), success_at)
+    return _evaluation(_program(_metrics_on_trials, task, net, batch)(params, task_params, trials), success_at)
 
 
 def evaluate(
@@ -195,7 +209,7 @@ def evaluate(
         return evaluate_on(task, net, params, heldout_trials(task, n_trials, seed), success_at, batch)
     _check_members(task_params, _n_members(params))
     keys = heldout_keys(n_trials, seed)
-    return _evaluation(_compiled_metrics(task, net, batch, "keys")(params, task_params, keys), success_at)
+    return _evaluation(_program(_metrics_on_keys, task, net, batch)(params, task_params, keys), success_at)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxrnn._version import __version__
 from jaxrnn.evaluate import RULE, TOLERANCES, Evaluation
 from jaxrnn.grid import Grid
 from jaxrnn.tasks import TASKS, task_class, task_source
@@ -487,8 +488,6 @@ def _versions() -> dict:
     from importlib import metadata
 
     import jax
-
-    from jaxrnn import __version__
 
     return {
         "jaxrnn": __version__,

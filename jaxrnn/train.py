@@ -5,9 +5,10 @@
     state = init(member_key, hparams)                       # one member's TrainState
     state, losses = run_epochs(state, member_key, hparams, n)  # n more epochs, losses (n,)
 
-and `train(member_key, hparams) -> (params_init, params_final, history)` composes them for a whole run. The
-ensemble runner `fit` compiles `jit(vmap(run_epochs))` once per config and calls it from a host loop that only
-chunks the run (members in chunks that fit memory, epochs in calls between progress updates and checkpoints).
+and `train_member(member_key, hparams, config) -> (params_init, params_final, history)` composes them for a whole
+run. The ensemble runner `fit` compiles `jit(vmap(run_epochs))` once per `program_key` (shapes and static switches;
+every number is an argument) and calls it from a host loop that only chunks the run (members in chunks that fit
+memory, epochs in calls between progress updates and checkpoints).
 
 Protocols (DESIGN.md §3):
   * `paper`: a fixed training set of `n_train` trial keys per member (or one shared set when `shared_data`),
@@ -63,10 +64,6 @@ from jaxrnn.tasks import Task, Trial
 
 PROTOCOLS = ("paper", "online")
 NOISE_STREAM = 0x4015E  # training-noise keys: fold_in(member_key, NOISE_STREAM), apart from the rest
-
-#: Train with the hand-written backward pass of `network.forward_batch` (False: autodiff through `forward`, the
-#: reference it is tested against). Read when a config is first compiled (`compiled` caches).
-_FAST_BACKWARD = True
 
 
 class Hparams(NamedTuple):
@@ -433,9 +430,12 @@ def penalties(params: Params, states: Array, config: TrainConfig, hp: Resolved, 
     return total
 
 
-def make_loss(config: TrainConfig, on: Switches) -> Callable:
+def make_loss(config: TrainConfig, on: Switches, *, fast_backward: bool = True) -> Callable:
     """`loss_fn(params, trials, noise_key, hp) -> (MSE + penalties, MSE)` of one network on a batch of trials (trial
-    axis first), with the member's training noise (`hp`) drawn from `noise_key` where switched on."""
+    axis first), with the member's training noise (`hp`) drawn from `noise_key` where switched on.
+
+    `fast_backward`: the rate RNN's hand-written backward pass (`network.forward_batch`); False: autodiff through
+    `network.forward` vmapped over the batch, the reference it is tested against."""
     net = config.net
 
     def loss_fn(params, trials, noise_key, hp):
@@ -447,9 +447,9 @@ def make_loss(config: TrainConfig, on: Switches) -> Callable:
         if on.rec_noise:
             shape = (*inputs.shape[:2], config.units)
             rec = scale * hp.rec_noise * jax.random.normal(key_rec, shape, inputs.dtype)
-        if _FAST_BACKWARD:  # hand-written backward pass (network.forward_batch)
+        if fast_backward:
             out, states = forward_batch(params, inputs, net, rec)
-        else:  # the reference: autodiff through `forward`, vmapped over the batch
+        else:
             noise_axis = None if rec is None else 0
             out, states = jax.vmap(forward, in_axes=(None, 0, None, noise_axis))(params, inputs, net, rec)
         mse = masked_mse(out, trials)
@@ -458,14 +458,16 @@ def make_loss(config: TrainConfig, on: Switches) -> Callable:
     return loss_fn
 
 
-def make_train(config: TrainConfig, on: Switches | None = None) -> tuple[Callable, Callable]:
+def make_train(
+    config: TrainConfig, on: Switches | None = None, *, fast_backward: bool = True
+) -> tuple[Callable, Callable]:
     """Build the pure per-member functions `init(member_key, hp)` and `run_epochs(state, member_key, hp, n_epochs)`
     for `config`; `hp` is one member's `Resolved` numbers (traced), `on` the static switches (default: those of
-    `config`'s own values)."""
+    `config`'s own values), `fast_backward` as in `make_loss`."""
     task, net = config.task, config.net
     S = config.steps_per_epoch
     on = on or switches(resolve(config, Hparams(), 1))
-    loss_fn = make_loss(config, on)
+    loss_fn = make_loss(config, on, fast_backward=fast_backward)
 
     def init(member_key, hp):
         key_init, _, _ = _keys(member_key, config)
@@ -510,7 +512,7 @@ def make_train(config: TrainConfig, on: Switches | None = None) -> tuple[Callabl
     return init, run_epochs
 
 
-def train(member_key: Array, hparams: Hparams | Resolved, config: TrainConfig) -> tuple[Params, Params, History]:
+def train_member(member_key: Array, hparams: Hparams | Resolved, config: TrainConfig) -> tuple[Params, Params, History]:
     """A whole training run of one member: (params_init, params_final, history). vmap it over member keys with
     per-member `Resolved` numbers (`resolve`); an `Hparams` of scalars is resolved here."""
     hp = hparams if isinstance(hparams, Resolved) else member(resolve(config, hparams, 1), 0)
@@ -531,22 +533,47 @@ def member_keys(seed: int, members: Array | np.ndarray) -> Array:
     return jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.asarray(members, jnp.uint32))
 
 
-def compiled(config: TrainConfig, n_epochs: int, on: Switches | None = None) -> tuple[Callable, Callable]:
-    """`jit(vmap(init))` and `jit(vmap(run_epochs))` for `config` and switches `on` (default: those of `config`'s own
-    values), built once and cached. Every member's numbers (`Resolved`) are vmapped with it: one program serves any
-    mix of learning rates, init laws, noise levels, thresholds, E fractions and task params."""
-    return _compiled(config, n_epochs, on or switches(resolve(config, Hparams(), 1)))
+#: The TrainConfig fields that `resolve` hands to the compiled program as traced per-member numbers (those also
+#: in Hparams): changing them through the config reuses a compiled program.
+TRACED_CONFIG_FIELDS = tuple(f for f in Hparams._fields if f in {g.name for g in dataclasses.fields(TrainConfig)})
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled(config: TrainConfig, n_epochs: int, on: Switches) -> tuple[Callable, Callable]:
-    init, run_epochs = make_train(config, on)
-    v_init = jax.jit(jax.vmap(init))
-    v_run = jax.jit(jax.vmap(functools.partial(run_epochs, n_epochs=n_epochs)))
-    return v_init, v_run
+def program_key(config: TrainConfig) -> tuple:
+    """What splits compiled training programs: the static TrainConfig fields (shapes, protocol, optimizer constants,
+    network structure) and the task's `static_key` (its class, static fields and the shapes of its traced params).
+    The traced numbers (`TRACED_CONFIG_FIELDS`, the task's traced params) are left out."""
+    static = tuple(
+        (f.name, getattr(config, f.name))
+        for f in dataclasses.fields(config)
+        if f.name not in TRACED_CONFIG_FIELDS and f.name != "task"
+    )
+    return (*static, config.task.static_key())
 
 
-compiled.cache_clear = _compiled.cache_clear  # forget every compiled program (e.g. after changing _FAST_BACKWARD)
+_PROGRAMS: dict[tuple, tuple[Callable, Callable]] = {}
+_MAX_PROGRAMS = 32
+
+
+def compiled(
+    config: TrainConfig, n_epochs: int, on: Switches | None = None, *, fast_backward: bool = True
+) -> tuple[Callable, Callable]:
+    """`jit(vmap(init))` and `jit(vmap(run_epochs))` for `config`, built once per `program_key(config)`, epoch count,
+    switches `on` (default: those of `config`'s own values) and `fast_backward` (`make_loss`). Every member's numbers
+    (`Resolved`) are arguments: one program serves any mix of learning rates, init laws, noise levels, thresholds,
+    E fractions and task params, whether they come from Hparams or from the config."""
+    on = on or switches(resolve(config, Hparams(), 1))
+    key = (program_key(config), n_epochs, on, fast_backward)
+    if key not in _PROGRAMS:
+        if len(_PROGRAMS) >= _MAX_PROGRAMS:
+            del _PROGRAMS[next(iter(_PROGRAMS))]  # the oldest
+        init, run_epochs = make_train(config, on, fast_backward=fast_backward)
+        _PROGRAMS[key] = jax.jit(jax.vmap(init)), jax.jit(jax.vmap(functools.partial(run_epochs, n_epochs=n_epochs)))
+    return _PROGRAMS[key]
+
+
+def clear_programs() -> None:
+    """Forget every compiled training program (`compiled`)."""
+    _PROGRAMS.clear()
 
 
 def _member_sharding(n_members: int):
@@ -579,19 +606,19 @@ def _memory_budget(platform: str) -> int:
     return int(min(total / 4, 8 * 2**30)) if platform == "cpu" else int(total / 2)
 
 
-def member_bytes(config: TrainConfig) -> int:
+def member_bytes(config: TrainConfig, fast_backward: bool = True) -> int:
     """Estimated device memory of one member in a compiled training call: the stored states of a batch (B·T·N
     floats) times 2 for the rate RNN's hand-written backward pass (measured on an H100: 1.2x), times 8 for its
     autodiff path (measured 5x), and for a Flax cell the copies `jaxrnn.budget` measured for it (20 GRU, 26 LSTM), so
     that a default chunk always passes the budget check."""
     if config.cell == "rnn":
-        copies = 2 if _FAST_BACKWARD else 8
+        copies = 2 if fast_backward else 8
     else:
         copies = budget.backward_factor(config)
     return 4 * config.batch_size * config.task.T * config.units * copies
 
 
-def default_chunk(config: TrainConfig, members: int) -> int:
+def default_chunk(config: TrainConfig, members: int, fast_backward: bool = True) -> int:
     """Members per compiled call, a multiple of the local device count.
 
     Within a memory budget (`member_bytes`, `_memory_budget`), and on CPU at most 32 members per core; the members
@@ -599,7 +626,7 @@ def default_chunk(config: TrainConfig, members: int) -> int:
     """
     n_dev = jax.local_device_count()
     platform = jax.local_devices()[0].platform
-    per_device = max(1, _memory_budget(platform) // member_bytes(config) // n_dev)
+    per_device = max(1, _memory_budget(platform) // member_bytes(config, fast_backward) // n_dev)
     if platform == "cpu":
         per_device = min(per_device, _MAX_PER_CPU_DEVICE)
     calls = max(1, math.ceil(members / (per_device * n_dev)))
@@ -644,6 +671,7 @@ def fit(
     chunk_size: int | None = None,
     epochs_per_call: int | None = None,
     callback: Callable[[TrainState, np.ndarray], None] | None = None,
+    fast_backward: bool = True,
 ) -> Ensemble:
     """Train an ensemble: members `members` (a count E for ids 0..E-1, or the ids) of root seed `seed`.
 
@@ -659,6 +687,7 @@ def fit(
         epochs_per_call: epochs per compiled call (default: all remaining); progress and checkpoints happen between
             calls. Results do not depend on either.
         callback: called after every call with the host TrainState of this process's members and their loss so far.
+        fast_backward: the rate RNN's hand-written backward pass; False: autodiff (`make_loss`).
     Raises:
         ValueError: bad members or hparams; a run that does not fit in memory (`jaxrnn.budget.check_train`, before
             anything is compiled).
@@ -670,7 +699,7 @@ def fit(
     hp = resolve(config, hparams, len(members))
     n_proc = jax.process_count()
     if n_proc == 1:
-        return _fit_local(config, seed, members, hp, state, loss, chunk_size, epochs_per_call, callback)
+        return _fit_local(config, seed, members, hp, state, loss, chunk_size, epochs_per_call, callback, fast_backward)
     if len(members) < n_proc:
         raise ValueError(f"train: {len(members)} members cannot be split over {n_proc} processes")
     parts = np.array_split(np.arange(len(members)), n_proc)
@@ -678,7 +707,9 @@ def fit(
     if state is not None:
         state, loss = jax.tree.map(lambda x: np.asarray(x)[mine], state), np.asarray(loss)[mine]
     hp = jax.tree.map(lambda x: x[mine], hp)
-    local = _fit_local(config, seed, members[mine], hp, state, loss, chunk_size, epochs_per_call, callback)
+    local = _fit_local(
+        config, seed, members[mine], hp, state, loss, chunk_size, epochs_per_call, callback, fast_backward
+    )
     return _gather_processes(local, [len(p) for p in parts])
 
 
@@ -691,17 +722,19 @@ def _gather_processes(local: Ensemble, sizes: list[int]) -> Ensemble:
     return jax.tree.map(lambda x: np.concatenate([np.asarray(x)[i, :n] for i, n in enumerate(sizes)]), stacked)
 
 
-def _fit_local(config, seed, members, hp, state, loss, chunk_size, epochs_per_call, callback) -> Ensemble:
+def _fit_local(
+    config, seed, members, hp, state, loss, chunk_size, epochs_per_call, callback, fast_backward
+) -> Ensemble:
     """`fit` on this process's devices; `hp`: the members' `Resolved` numbers (host arrays)."""
     E = len(members)
     keys = member_keys(seed, members)
     on = switches(hp)
-    v_init, _ = compiled(config, 1, on)
+    v_init, _ = compiled(config, 1, on, fast_backward=fast_backward)
     state0 = _to_host(v_init(keys, hp))
     if state is None:
         state = state0
         loss = np.full((E, config.epochs), np.nan, np.float32)
-    chunk = chunk_size or default_chunk(config, E)
+    chunk = chunk_size or default_chunk(config, E, fast_backward)
     n_dev = jax.local_device_count()
     chunk = int(math.ceil(chunk / n_dev) * n_dev)
     sharding = _member_sharding(chunk)
@@ -709,7 +742,7 @@ def _fit_local(config, seed, members, hp, state, loss, chunk_size, epochs_per_ca
     step = epochs_per_call or (config.epochs - done) or 1
     while done < config.epochs:
         n = min(step, config.epochs - done)
-        _, v_run = compiled(config, n, on)
+        _, v_run = compiled(config, n, on, fast_backward=fast_backward)
         parts_state, parts_loss = [], []
         for lo in range(0, E, chunk):
             hi = min(lo + chunk, E)

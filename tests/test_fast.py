@@ -1,16 +1,14 @@
 """The training fast path (`network.forward_batch`, hand-written backward pass) equals autodiff through `forward`."""
 
-import importlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxrnn import train as train_module
 from jaxrnn.network import NetConfig, forward, forward_batch, init_params
 from jaxrnn.tasks import make_task
-
-train_module = importlib.import_module("jaxrnn.train")
 
 E, B, T = 3, 4, 20
 
@@ -96,17 +94,14 @@ def test_forward_batch_equals_forward():
     np.testing.assert_allclose(states, ref_states, rtol=1e-5, atol=1e-6)
 
 
-def test_trainer_fast_path_equals_autodiff_trainer(monkeypatch):
+def test_trainer_fast_path_equals_autodiff_trainer():
     """A few epochs of the real trainer (task sampling, masks, early stopping) give the same networks either way."""
     cfg = train_module.TrainConfig(
         make_task("and", T=40, pulse_start=5, response_start=25), units=8, epochs=2, batch_size=4, n_train=16
     )
     results = {}
     for fast in (True, False):
-        monkeypatch.setattr(train_module, "_FAST_BACKWARD", fast)
-        train_module.compiled.cache_clear()
-        results[fast] = train_module.fit(cfg, 0, range(2))
-    train_module.compiled.cache_clear()
+        results[fast] = train_module.fit(cfg, 0, range(2), fast_backward=fast)
     np.testing.assert_allclose(results[True].loss, results[False].loss, rtol=1e-4)
     for name in results[True].params_final:
         np.testing.assert_allclose(

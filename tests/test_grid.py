@@ -1,7 +1,7 @@
 """Heterogeneous ensembles: a grid of per-member numbers (init × lr × delay × ...) trains as ONE compiled program, and
 member i of it is the network member i of a homogeneous run with that member's values is."""
 
-import importlib
+import dataclasses
 import logging
 import os
 
@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from jaxrnn import store
+from jaxrnn import train as train_module
 from jaxrnn.cli import main
 from jaxrnn.grid import Grid, parse_axis
 from jaxrnn.runs import train_run
 from jaxrnn.tasks import make_task
 from jaxrnn.train import Hparams, TrainConfig, fit, resolve
-
-train_module = importlib.import_module("jaxrnn.train")  # the module (`jaxrnn.train` the name is the function)
 
 TASK = dict(T=80, pulse_start=5)
 SIZES = dict(units=8, epochs=2, batch_size=4, n_train=16)
@@ -30,12 +29,12 @@ def allclose(a, b, **kw):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, **{"rtol": 2e-5, "atol": 2e-6, **kw}), a, b)
 
 
-def _member_alone(values: dict, i: int, base: dict):
+def _member_alone(values: dict, i: int, base: dict, fast: bool = True):
     """Member i trained alone, its values given the homogeneous way: TrainConfig fields and the task's own params."""
     task_values = {k: v for k, v in values.items() if k in ("delay", "noise")}
     cfg_values = {k: v for k, v in values.items() if k in ("init", "rec_noise", "e_fraction")}
     cfg = TrainConfig(time_task(**task_values), **{**SIZES, **base, **cfg_values})
-    return fit(cfg, 0, [i], Hparams(lr=values.get("lr", 1e-3)))
+    return fit(cfg, 0, [i], Hparams(lr=values.get("lr", 1e-3)), fast_backward=fast)
 
 
 @pytest.mark.parametrize(
@@ -47,25 +46,73 @@ def _member_alone(values: dict, i: int, base: dict):
     ],
     ids=["fast", "autodiff", "dale-noise"],
 )
-def test_member_of_a_grid_equals_the_homogeneous_member(fast, base, axes, monkeypatch):
-    monkeypatch.setattr(train_module, "_FAST_BACKWARD", fast)
-    train_module.compiled.cache_clear()
-    try:
-        cfg = TrainConfig(time_task(), **SIZES, **base)
-        grid = Grid.of(cfg.task, repeats=1, **axes)
-        ens = fit(cfg, 0, range(grid.members), grid.hparams(Hparams(lr=1e-3)))
-        assert len({float(x) for x in ens.loss[:, -1]}) == grid.members  # the cells really differ
-        for i in (0, 5, 7):  # cells that differ in every axis from one another
-            alone = _member_alone(grid.cell_values(i), i, base)
-            allclose(
-                jax.tree.map(lambda x, i=i: x[i], ens.params_init), jax.tree.map(lambda x: x[0], alone.params_init)
-            )
-            allclose(
-                jax.tree.map(lambda x, i=i: x[i], ens.params_final), jax.tree.map(lambda x: x[0], alone.params_final)
-            )
-            allclose(ens.loss[i], alone.loss[0])
-    finally:
-        train_module.compiled.cache_clear()
+def test_member_of_a_grid_equals_the_homogeneous_member(fast, base, axes):
+    cfg = TrainConfig(time_task(), **SIZES, **base)
+    grid = Grid.of(cfg.task, repeats=1, **axes)
+    ens = fit(cfg, 0, range(grid.members), grid.hparams(Hparams(lr=1e-3)), fast_backward=fast)
+    assert len({float(x) for x in ens.loss[:, -1]}) == grid.members  # the cells really differ
+    for i in (0, 5, 7):  # cells that differ in every axis from one another
+        alone = _member_alone(grid.cell_values(i), i, base, fast)
+        allclose(jax.tree.map(lambda x, i=i: x[i], ens.params_init), jax.tree.map(lambda x: x[0], alone.params_init))
+        allclose(jax.tree.map(lambda x, i=i: x[i], ens.params_final), jax.tree.map(lambda x: x[0], alone.params_final))
+        allclose(ens.loss[i], alone.loss[0])
+
+
+def _program_compiles(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith(("Compiling jit(run_epochs", "Compiling jit(init"))
+    ]
+
+
+def test_numbers_set_through_the_config_reuse_the_compiled_program(caplog):
+    """The threshold, the init law, the E fraction and a task's delay are traced numbers wherever they are set: a
+    config that differs from a trained one in those alone trains with the program already compiled (no compile of
+    init or run_epochs), and trains the networks of its own numbers (equal to a program compiled for it afresh)."""
+    first = TrainConfig(time_task(delay=10), **SIZES, threshold=0.0, dale=True)
+    second = dataclasses.replace(first, task=time_task(delay=25), threshold=0.5, init="normal", e_fraction=0.5)
+    assert train_module.program_key(first) == train_module.program_key(second)
+    ens_first = fit(first, 0, range(2))
+    with jax.log_compiles(), caplog.at_level(logging.WARNING):
+        ens = fit(second, 0, range(2))
+    assert _program_compiles(caplog) == []
+    train_module.clear_programs()
+    with jax.log_compiles(), caplog.at_level(logging.WARNING):
+        fresh = fit(second, 0, range(2))
+    assert len(_program_compiles(caplog)) == 2  # init and run_epochs: the log does see these compiles
+    allclose(ens.params_init, fresh.params_init)
+    allclose(ens.params_final, fresh.params_final)
+    allclose(ens.loss, fresh.loss)
+    assert not np.allclose(ens.params_init["W_rec"], ens_first.params_init["W_rec"])  # normal init, other E/I split
+    assert ens.params_init["signs"].sum(axis=1).tolist() == [0.0, 0.0]  # e_fraction 0.5 of 8 units: 4 E, 4 I
+
+
+def test_evaluating_tasks_that_differ_in_traced_params_compiles_nothing_new(caplog):
+    """Held-out trials and metrics of a task whose delay differs reuse the programs compiled for the first task, and
+    score the second task's own trials (equal to programs compiled for it afresh)."""
+    from jaxrnn.evaluate import _PROGRAMS, evaluate, heldout_trials
+
+    cfg = TrainConfig(time_task(delay=10), **SIZES)
+    params = train_module.init_ensemble(cfg, 0, range(2)).params
+    evaluate(cfg.task, cfg.net, params, n_trials=8)
+    other = time_task(delay=25)
+    with jax.log_compiles(), caplog.at_level(logging.WARNING):
+        reused = evaluate(other, cfg.net, params, n_trials=8)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")] == []
+    _PROGRAMS.clear()
+    fresh = evaluate(other, cfg.net, params, n_trials=8)
+    for a, b in zip(reused, fresh, strict=True):
+        np.testing.assert_array_equal(a, b)
+    first, second = heldout_trials(cfg.task, 8), heldout_trials(other, 8)
+    assert not np.array_equal(np.asarray(first.targets), np.asarray(second.targets))
+
+
+def test_a_shape_or_a_static_field_splits_programs():
+    base = TrainConfig(time_task(), **SIZES)
+    assert train_module.program_key(base) != train_module.program_key(dataclasses.replace(base, units=9))
+    assert train_module.program_key(base) != train_module.program_key(dataclasses.replace(base, task=time_task(T=90)))
+    assert train_module.program_key(base) != train_module.program_key(dataclasses.replace(base, dale=True))
 
 
 def test_a_grid_of_cells_compiles_once(caplog):

@@ -525,11 +525,9 @@ def test_trainer_equals_keras_replay(case, monkeypatch):
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "jax":
         pytest.skip(f"the replay needs KERAS_BACKEND=jax, got {keras.backend.backend()!r}")
-    import importlib
-
     import optax
 
-    train_module = importlib.import_module("jaxrnn.train")
+    from jaxrnn import train as train_module
     extra = ORIGINAL_EI | dict(clip_norm=0.05) if case == "original_ei" else {}
     cfg = train_module.TrainConfig(make_task("and", **REPLAY_TASK), **REPLAY, **extra)
     seed, hparams = 0, train_module.Hparams(lr=REPLAY_LR)
@@ -554,10 +552,10 @@ def test_trainer_equals_keras_replay(case, monkeypatch):
         return optax.adam(schedule, b1=config.b1, b2=config.b2, eps=config.eps)
 
     monkeypatch.setattr(train_module, "make_optimizer", optax_adam)
-    train_module.compiled.cache_clear()
+    train_module.clear_programs()
     try:
         errors_optax = _max_errors(train_module.fit(cfg, seed, [0], hparams=hparams), want)
     finally:
-        train_module.compiled.cache_clear()
+        train_module.clear_programs()
     print(f"{case}, optax's Adam: max |jaxrnn - Keras| {errors_optax}")
     assert max(errors_optax.values()) > 4 * REPLAY_ATOL, errors_optax

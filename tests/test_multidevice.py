@@ -13,10 +13,10 @@ from jaxrnn import _platform
 
 _WORKER = textwrap.dedent(
     """
-    import importlib, json, sys
+    import json, sys
     import jax, numpy as np
     from jaxrnn.tasks import make_task
-    tr = importlib.import_module("jaxrnn.train")
+    from jaxrnn import train as tr
     cfg = tr.TrainConfig(make_task("and", T=30, pulse_start=2, response_start=25), units=8, epochs=2, batch_size=4,
                          n_train=8)
     ens = tr.fit(cfg, 0, range(4))
@@ -69,13 +69,12 @@ def test_configure_sets_cpu_defaults_only_when_nobody_chose():
 
 
 def test_default_chunk_is_a_multiple_of_the_devices_and_cache_sized():
-    import importlib
+
 
     import jax
 
+    from jaxrnn import train as tr
     from jaxrnn.tasks import make_task
-
-    tr = importlib.import_module("jaxrnn.train")
     cfg = tr.TrainConfig(make_task("and"), units=50)
     n_dev = jax.local_device_count()
     for members in (1, 5, 16, 40, 100, 1000):
@@ -90,7 +89,7 @@ def test_default_chunk_is_a_multiple_of_the_devices_and_cache_sized():
 
 _DIST_WORKER = textwrap.dedent(
     """
-    import importlib, json, sys
+    import json, sys
     import jax
     pid, n, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     if n > 1:
@@ -98,7 +97,7 @@ _DIST_WORKER = textwrap.dedent(
         jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=n, process_id=pid, initialization_timeout=300)
     import numpy as np
     from jaxrnn.tasks import make_task
-    tr = importlib.import_module("jaxrnn.train")
+    from jaxrnn import train as tr
     cfg = tr.TrainConfig(make_task("and", T=30, pulse_start=2, response_start=25), units=8, epochs=2, batch_size=4,
                          n_train=8)
     seen = []  # the members this process trains (the callback sees only its own)

@@ -136,6 +136,17 @@ class Task:
         """Names of the traced parameters (every field not in `STATIC`), in field order."""
         return tuple(f.name for f in dataclasses.fields(cls) if f.name not in cls.STATIC)
 
+    def static_key(self) -> tuple:
+        """What of this task fixes a compiled program: its class, its static fields, and the shape and dtype of each
+        traced param (a tuple's length is a shape). Tasks with equal keys share programs: every traced value is an
+        argument (`sample` reads them from `params` only)."""
+        host = self._host_params()
+        return (
+            type(self),
+            tuple((k, getattr(self, k)) for k in self.static_fields()),
+            tuple((k, v.shape, v.dtype.str) for k, v in host.items()),
+        )
+
     def default_params(self) -> dict[str, Array]:
         """This task's values of its traced fields: int fields as int32, the others (tuples too) as float32 arrays."""
         return {k: jnp.asarray(v) for k, v in self._host_params().items()}
