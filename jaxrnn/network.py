@@ -49,6 +49,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from jaxrnn import cells
@@ -369,6 +370,64 @@ def init_params(
     return project_constraints(params, cfg)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# The step: written once, for jnp and numpy arrays. `forward`, the training fast path (`_rnn`) and the fixed-point
+# maps (`jaxrnn.analysis.fixed_points`, float32 jnp and float64 numpy) call these.
+
+
+def euler_step(h, r, alpha: float):
+    """The leaky update toward the rates r = act(W_rec h + W_in x + b): h + a · (r − h), exactly r at a = 1.
+
+    Args:
+        h: (..., N) states. r: (..., N) rates at those states. alpha: a, a Python number (static).
+    """
+    return r if alpha == 1.0 else h + alpha * (r - h)
+
+
+def act_and_slope(name: str, z: Array) -> tuple[Array, Array]:
+    """act(z) and act'(z), elementwise, for an activation of ACTIVATIONS (jnp)."""
+    act = ACTIVATIONS[name]
+    r, slope = jax.jvp(act, (z,), (jnp.ones_like(z),))
+    return r, slope
+
+
+def _lead(a, ndim: int):
+    """`a` with leading axes of size 1 up to `ndim` axes (explicit, so jnp's rank promotion check passes)."""
+    return a.reshape((1,) * (ndim - a.ndim) + a.shape)
+
+
+def step_jacobian(slope, W, alpha: float):
+    """dF/dh of the step F(h) = euler_step(h, act(W h + u), a): (1 − a) I + a · diag(act'(W h + u)) W.
+
+    jnp or numpy arrays (the result is numpy for numpy inputs, in their dtype).
+
+    Args:
+        slope: (..., N) act'(W h + u) at the states h; leading axes (states, members) are batched over.
+        W: (N, N) or (..., N, N) the effective recurrent matrix. alpha: a, a Python number (static).
+    Returns:
+        (..., N, N).
+    """
+    J = slope[..., :, None] * _lead(W, slope.ndim + 1)
+    if alpha == 1.0:
+        return J
+    xp = np if isinstance(J, np.ndarray) else jnp
+    return (1.0 - alpha) * _lead(xp.eye(J.shape[-1], dtype=J.dtype), J.ndim) + alpha * J
+
+
+def step_vjp(dh, slope, W, alpha: float):
+    """The step's transposed Jacobian applied to state cotangents dh (..., N) (row vectors: dh @ `step_jacobian`).
+
+    Args:
+        dh: (..., N) cotangent of h_t. slope: (..., N) act'(z_t). W: (N, N). alpha: a, a Python number (static).
+    Returns:
+        dz (..., N), the cotangent of the pre-activation z_t = W h_{t-1} + u_t (a · act'(z_t) · dh), and dh_prev
+        (..., N), that of h_{t-1}: dz @ W + (1 − a) · dh.
+    """
+    dz = dh * slope if alpha == 1.0 else alpha * dh * slope
+    dh_prev = dz @ W
+    return dz, (dh_prev if alpha == 1.0 else dh_prev + (1.0 - alpha) * dh)
+
+
 def forward(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None) -> tuple[Array, Array]:
     """Run one network on one trial.
 
@@ -392,7 +451,7 @@ def forward(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None =
     W_rec = recurrent_weights(params, cfg)
 
     def step(h, u):
-        h = h + a * (-h + act(W_rec @ h + u)) if a != 1.0 else act(W_rec @ h + u)
+        h = euler_step(h, act(W_rec @ h + u), a)
         return h, h
 
     h0 = params["h0"] if "h0" in params else jnp.zeros(W_rec.shape[0], drive.dtype)
@@ -422,14 +481,15 @@ def outputs(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None =
 #: Below this many inputs (outputs), the per-step input projection (readout) is a sum of broadcast products.
 _SMALL_K = 4
 
-#: Time steps per iteration of the two scans of `_rnn` (`lax.scan(unroll=...)`); None: 1 on CPU, 8 on accelerators,
-#: where every iteration costs kernel launches (measured: results/benchmarks/accelerator.md). Read when a config is
-#: first compiled (`train.compiled` caches).
-_UNROLL: int | None = None
 
-
-def _unroll() -> int:
-    return _UNROLL or (1 if jax.default_backend() == "cpu" else 8)
+def _unroll(unroll: int | None) -> int:
+    """Time steps per iteration of the two scans of `_rnn` (`lax.scan(unroll=...)`): `unroll`, or when None 1 on CPU
+    and 8 on accelerators, where every iteration costs kernel launches (measured: results/benchmarks/accelerator.md)."""
+    if unroll is None:
+        return 1 if jax.default_backend() == "cpu" else 8
+    if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
+        raise ValueError(f"network: unroll must be a positive integer or None, got {unroll!r}")
+    return unroll
 
 
 def _proj(a: Array, W: Array) -> Array:
@@ -451,21 +511,15 @@ def _outer_sum(d: Array, a: Array) -> Array:
     return d.T @ a
 
 
-def _act_and_slope(name: str, z: Array) -> tuple[Array, Array]:
-    """act(z) and act'(z), elementwise."""
-    act = ACTIVATIONS[name]
-    r, slope = jax.jvp(act, (z,), (jnp.ones_like(z),))
-    return r, slope
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _rnn(alpha: float, activation: str, W_rec, W_in, b, W_out, b_out, h0, x, noise):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _rnn(alpha: float, activation: str, unroll: int, W_rec, W_in, b, W_out, b_out, h0, x, noise):
     """Readout z_t (T, B, n_out) and states h_t (T, B, N) of a batch of trials x (T, B, n_in) from h0 (B, N);
-    `noise` (T, B, N) is added to the pre-activation at every step, or None."""
-    return _rnn_fwd(alpha, activation, W_rec, W_in, b, W_out, b_out, h0, x, noise)[0]
+    `noise` (T, B, N) is added to the pre-activation at every step, or None. `unroll`: time steps per iteration of
+    both scans."""
+    return _rnn_fwd(alpha, activation, unroll, W_rec, W_in, b, W_out, b_out, h0, x, noise)[0]
 
 
-def _rnn_fwd(alpha, activation, W_rec, W_in, b, W_out, b_out, h0, x, noise):
+def _rnn_fwd(alpha, activation, unroll, W_rec, W_in, b, W_out, b_out, h0, x, noise):
     act = ACTIVATIONS[activation]
     tanh_shortcut = activation == "tanh" and alpha == 1.0  # act'(z_t) = 1 - h_t^2: no slope to store
 
@@ -479,9 +533,9 @@ def _rnn_fwd(alpha, activation, W_rec, W_in, b, W_out, b_out, h0, x, noise):
         if tanh_shortcut:
             r = act(z)
         else:
-            r, slope = _act_and_slope(activation, z)
+            r, slope = act_and_slope(activation, z)
             slopes = jax.lax.dynamic_update_index_in_dim(slopes, slope, t, 0)
-        h = r if alpha == 1.0 else h + alpha * (r - h)
+        h = euler_step(h, r, alpha)
         states = jax.lax.dynamic_update_index_in_dim(states, h, t, 0)
         return (h, states, slopes), _proj(h, W_out) + b_out[None, :]
 
@@ -490,11 +544,11 @@ def _rnn_fwd(alpha, activation, W_rec, W_in, b, W_out, b_out, h0, x, noise):
     # member axis first) would copy all of it once per update.
     zeros = jnp.zeros((T, B, N), x.dtype)
     init = (h0, zeros, None if tanh_shortcut else zeros)
-    (_, states, slopes), outs = jax.lax.scan(step, init, jnp.arange(T), unroll=_unroll())
+    (_, states, slopes), outs = jax.lax.scan(step, init, jnp.arange(T), unroll=unroll)
     return (outs, states), (W_rec, W_in, W_out, h0, x, states, slopes)
 
 
-def _rnn_bwd(alpha, activation, residuals, cotangents):
+def _rnn_bwd(alpha, activation, unroll, residuals, cotangents):
     W_rec, W_in, W_out, h0, x, states, slopes = residuals
     g_outs, g_states = cotangents
     tanh_shortcut = slopes is None
@@ -508,24 +562,23 @@ def _rnn_bwd(alpha, activation, residuals, cotangents):
         dW_out = dW_out + _outer_sum(g, h)
         dh = dh + g_states[t] + _proj(g, W_out.T)  # total cotangent of h_t
         slope = 1.0 - h * h if tanh_shortcut else slopes[t]
-        dz = dh * slope if alpha == 1.0 else alpha * dh * slope
+        dz, dh_prev = step_vjp(dh, slope, W_rec, alpha)
         dW_rec = dW_rec + dz.T @ h_prev
         dW_in = dW_in + _outer_sum(dz, x[t])
         db = db + jnp.sum(dz, 0)
-        dh_prev = dz @ W_rec  # cotangent of h_{t-1} through W_rec h_{t-1}
-        if alpha != 1.0:
-            dh_prev = dh_prev + (1.0 - alpha) * dh
         return (dh_prev, dW_rec, dW_in, db, dW_out), None
 
     zeros = jax.tree.map(jnp.zeros_like, (states[0], W_rec, W_in, W_rec[0], W_out))
-    (dh0, dW_rec, dW_in, db, dW_out), _ = jax.lax.scan(step, zeros, jnp.arange(T), reverse=True, unroll=_unroll())
+    (dh0, dW_rec, dW_in, db, dW_out), _ = jax.lax.scan(step, zeros, jnp.arange(T), reverse=True, unroll=unroll)
     return dW_rec, dW_in, db, dW_out, jnp.sum(g_outs, (0, 1)), dh0, None, None
 
 
 _rnn.defvjp(_rnn_fwd, _rnn_bwd)
 
 
-def forward_batch(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None) -> tuple[Array, Array]:
+def forward_batch(
+    params: Params, inputs: Array, cfg: NetConfig, noise: Array | None = None, *, unroll: int | None = None
+) -> tuple[Array, Array]:
     """Run one network on a batch of trials, with the fast hand-written backward pass (for training).
 
     Same math as `forward` vmapped over trials; gradients match autodiff through `forward` (tests/test_fast.py).
@@ -536,6 +589,8 @@ def forward_batch(params: Params, inputs: Array, cfg: NetConfig, noise: Array | 
         inputs: (B, T, n_in).
         cfg: the network's static config.
         noise: (B, T, N) recurrent noise added to the pre-activation (as in `forward`), or None.
+        unroll: time steps per iteration of the forward and backward scans (static; a speed setting);
+            None: 1 on CPU, 8 on accelerators. Ignored by Flax cells.
     Returns:
         outputs (B, T, n_out) and hidden states (B, T, N).
     """
@@ -548,6 +603,16 @@ def forward_batch(params: Params, inputs: Array, cfg: NetConfig, noise: Array | 
     noise = None if noise is None else jnp.swapaxes(noise, 0, 1)
     W_rec = recurrent_weights(params, cfg)  # |.|·D and the mask by autodiff, outside the custom VJP
     outs, states = _rnn(
-        float(cfg.alpha), cfg.activation, W_rec, params["W_in"], b, params["W_out"], params["b_out"], h0, x, noise
+        float(cfg.alpha),
+        cfg.activation,
+        _unroll(unroll),
+        W_rec,
+        params["W_in"],
+        b,
+        params["W_out"],
+        params["b_out"],
+        h0,
+        x,
+        noise,
     )
     return jnp.swapaxes(outs, 0, 1), jnp.swapaxes(states, 0, 1)

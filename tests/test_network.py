@@ -1,10 +1,21 @@
 """The rate RNN equals Keras SimpleRNN + Dense (a plain NumPy loop) at a = 1; initializers have their laws."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.network import NetConfig, forward, init_params, init_recurrent
+from jaxrnn.network import (
+    ACTIVATIONS,
+    NetConfig,
+    euler_step,
+    forward,
+    forward_batch,
+    init_params,
+    init_recurrent,
+    step_jacobian,
+    step_vjp,
+)
 
 
 def keras_simple_rnn(x, kernel, recurrent_kernel, bias, dense_kernel, dense_bias):
@@ -77,3 +88,56 @@ def test_glorot_limits():
 def test_bad_network_config(kw, field):
     with pytest.raises(ValueError, match=field):
         NetConfig(n_in=1, n_out=1, **kw)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_forward_batch_equals_forward_per_trial(activation):
+    """The training fast path and `forward` run one equation: at a = 0.3, every trial of a batch alike."""
+    cfg = NetConfig(n_in=2, n_out=3, units=8, alpha=0.3, bias=True, activation=activation)
+    params = init_params(jax.random.key(0), cfg, 1.3)
+    params["b"] = 0.3 * jax.random.normal(jax.random.key(1), (8,))
+    x = jax.random.normal(jax.random.key(2), (4, 20, 2))
+    out, states = forward_batch(params, x, cfg)
+    ref_out, ref_states = jax.vmap(lambda xi: forward(params, xi, cfg))(x)
+    assert float(jnp.max(jnp.abs(states))) > 0.1  # the comparison is not vacuous
+    np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(states, ref_states, rtol=1e-5, atol=1e-6)
+
+
+def test_unroll_is_an_argument():
+    """`forward_batch(unroll=...)` changes how the scans are compiled, not what they compute (outputs, gradients)."""
+    cfg = NetConfig(n_in=2, n_out=1, units=8, alpha=0.3)
+    params = init_params(jax.random.key(0), cfg, 1.3)
+    x = jax.random.normal(jax.random.key(2), (4, 21, 2))
+    loss = lambda p, unroll: jnp.mean(forward_batch(p, x, cfg, unroll=unroll)[0] ** 2)  # noqa: E731
+    grads = {u: jax.grad(loss)(params, u) for u in (None, 1, 4)}
+    for name in params:
+        np.testing.assert_allclose(grads[4][name], grads[1][name], rtol=1e-5, atol=1e-7, err_msg=name)
+        np.testing.assert_array_equal(grads[None][name], grads[1][name])  # the CPU default: 1
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="unroll"):
+            forward_batch(params, x, cfg, unroll=bad)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.3])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_step_jacobian_and_vjp_are_the_derivatives_of_the_step(alpha, activation):
+    """`step_jacobian` is jacfwd of `euler_step`, batched over leading axes, the same on numpy (float64) and jnp;
+    `step_vjp` is its transpose applied to cotangents."""
+    act = ACTIVATIONS[activation]
+    W = 0.5 * jax.random.normal(jax.random.key(0), (6, 6))
+    u = 0.1 * jax.random.normal(jax.random.key(1), (6,))
+    h = jax.random.normal(jax.random.key(2), (3, 6))  # three states
+    F = lambda h: euler_step(h, act(W @ h + u), alpha)  # noqa: E731
+    slope = jax.vmap(jax.vmap(jax.grad(act)))(h @ W.T + u[None, :])  # act' elementwise, (3, 6)
+    J = step_jacobian(slope, W, alpha)
+    assert J.shape == (3, 6, 6)
+    np.testing.assert_allclose(J, jax.vmap(jax.jacfwd(F))(h), rtol=1e-5, atol=1e-6)
+    J64 = step_jacobian(np.asarray(slope, np.float64), np.asarray(W, np.float64), alpha)
+    assert isinstance(J64, np.ndarray) and J64.dtype == np.float64
+    np.testing.assert_allclose(J64, J, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(step_jacobian(slope[0], W, alpha), J[0], rtol=0, atol=0)  # one state
+    dh = jax.random.normal(jax.random.key(3), (3, 6))
+    dz, dh_prev = step_vjp(dh, slope, W, alpha)
+    np.testing.assert_allclose(dh_prev, jnp.einsum("bi,bij->bj", dh, J), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dz, alpha * dh * slope, rtol=1e-6, atol=0)

@@ -54,7 +54,16 @@ import optax
 from jax import Array
 
 from jaxrnn.analysis.spectrum import by_modulus, n_outside
-from jaxrnn.network import ACTIVATIONS, NetConfig, Params, recurrent_weights, require_rate_rnn
+from jaxrnn.network import (
+    ACTIVATIONS,
+    NetConfig,
+    Params,
+    act_and_slope,
+    euler_step,
+    recurrent_weights,
+    require_rate_rnn,
+    step_jacobian,
+)
 
 KINDS = ("stable", "saddle", "unstable")
 
@@ -63,7 +72,9 @@ LEARNING_RATES = (0.0, 1e-3, 3e-3, 1e-2)
 _HALVINGS = 20  # damped Newton: step sizes 1, 1/2, ..., 2^-19
 _ARMIJO = 1e-4  # sufficient decrease: q(h + t d) <= (1 - _ARMIJO t) q(h)
 
-#: float64 host activations and their derivatives, for `HostMap` (the same functions as `jaxrnn.network.ACTIVATIONS`)
+#: float64 host activations and their derivatives, for `HostMap`: the same functions as `jaxrnn.network.ACTIVATIONS`,
+#: in numpy because the polish needs float64 (‖F(h) − h‖ ≈ 1e-15 · ‖h‖) and JAX computes in float32 unless x64 is
+#: switched on for the whole process (`jax_enable_x64`, which would change every other program).
 _HOST_ACT: dict[str, tuple[Callable, Callable]] = {
     "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(np.float64)),
@@ -118,35 +129,22 @@ class FixedPoints(NamedTuple):
 
 
 def network_map(params: Params, cfg: NetConfig, x: Array | None = None) -> Callable[[Array], Array]:
-    """F: (N,) -> (N,), one step of the network with constant input x (n_in,), zero when None."""
+    """F: (N,) -> (N,), one step of the network (`jaxrnn.network.euler_step`) with constant input x (n_in,), zero
+    when None."""
     require_rate_rnn(cfg, "fixed-point analysis")
     act = ACTIVATIONS[cfg.activation]
-    a = cfg.alpha
     W_rec = recurrent_weights(params, cfg)  # the effective matrix (Dale's law, sparsity mask)
     u = _drive(params, x, W_rec.dtype)
-
-    def F(h):
-        r = act(W_rec @ h + u)
-        return r if a == 1.0 else h + a * (r - h)
-
-    return F
+    return lambda h: euler_step(h, act(W_rec @ h + u), cfg.alpha)
 
 
 def network_jacobian(params: Params, cfg: NetConfig, x: Array | None = None) -> Callable[[Array], Array]:
-    """dF/dh: (N,) -> (N, N) of `network_map`, analytic: (1 − a) I + a · diag(act'(W_eff h + u)) W_eff."""
+    """dF/dh: (N,) -> (N, N) of `network_map`, analytic (`jaxrnn.network.step_jacobian`): (1 − a) I + a ·
+    diag(act'(W_eff h + u)) W_eff."""
     require_rate_rnn(cfg, "fixed-point analysis")
-    act = ACTIVATIONS[cfg.activation]
-    a = cfg.alpha
     W_rec = recurrent_weights(params, cfg)
     u = _drive(params, x, W_rec.dtype)
-
-    def jac(h):
-        z = W_rec @ h + u
-        slope = jax.jvp(act, (z,), (jnp.ones_like(z),))[1]
-        J = slope[:, None] * W_rec
-        return J if a == 1.0 else (1.0 - a) * jnp.eye(h.shape[0], dtype=h.dtype) + a * J
-
-    return jac
+    return lambda h: step_jacobian(act_and_slope(cfg.activation, W_rec @ h + u)[1], W_rec, cfg.alpha)
 
 
 def _drive(params: Params, x, dtype) -> Array:
@@ -166,7 +164,8 @@ def is_odd(params: Params, cfg: NetConfig, x: Array | None = None) -> bool:
 
 
 class HostMap(NamedTuple):
-    """One network's map in float64 on the host (numpy), for the final polish and the Jacobians.
+    """One network's map in float64 on the host (numpy), for the final polish and the Jacobians: the step and its
+    Jacobian are `jaxrnn.network.euler_step` and `step_jacobian` on numpy arrays, the activations `_HOST_ACT`.
 
     Attributes:
         W: (N, N) effective recurrent matrix. u: (N,) constant drive W_in x + b. alpha: a. activation: its name.
@@ -179,13 +178,11 @@ class HostMap(NamedTuple):
 
     def __call__(self, h: np.ndarray) -> np.ndarray:
         """F at states h (..., N): (..., N)."""
-        r = _HOST_ACT[self.activation][0](h @ self.W.T + self.u)
-        return r if self.alpha == 1.0 else h + self.alpha * (r - h)
+        return euler_step(h, _HOST_ACT[self.activation][0](h @ self.W.T + self.u), self.alpha)
 
     def jacobian(self, h: np.ndarray) -> np.ndarray:
         """dF/dh at states h (..., N): (..., N, N), (1 − a) I + a · diag(act'(W h + u)) W."""
-        J = _HOST_ACT[self.activation][1](h @ self.W.T + self.u)[..., :, None] * self.W
-        return J if self.alpha == 1.0 else (1.0 - self.alpha) * np.eye(self.W.shape[0]) + self.alpha * J
+        return step_jacobian(_HOST_ACT[self.activation][1](h @ self.W.T + self.u), self.W, self.alpha)
 
 
 def host_maps(params: Params, cfg: NetConfig, x: Array | None = None) -> list[HostMap]:
