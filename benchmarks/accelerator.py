@@ -6,7 +6,7 @@ Times `jaxrnn.train.fit` end to end on the first local accelerator (N = 50, neve
    T = 200, AND) vs the ensemble size E, for the hand-written backward pass (custom VJP, the default) and autodiff;
    at one large E also with fp32 matmuls at precision "highest" (true fp32) and "bfloat16" beside JAX's default
    ("default": TF32 on recent NVIDIA GPUs); and the time loops not unrolled (unroll 1) beside the accelerator
-   default (8 steps per scan iteration, `network._unroll`).
+   default (8 steps per scan iteration; `fit(unroll=...)`).
 2. `cells`: one cell of the paper-protocol success_table per task (E = 20, batch 64, the task's T), timed over a
    short epoch of 24 updates: seconds per update, extrapolated to the cell's 20 paper epochs; their sum over the 7
    tasks x 2 inits is the training time of the paper-scale `jaxrnn study success_table` (cells run one after
@@ -40,20 +40,23 @@ def _peak_mib() -> float | None:
     return stats["peak_bytes_in_use"] / 2**20 if "peak_bytes_in_use" in stats else None
 
 
-def _fresh(network_unroll: int | None = None, fast: bool = True) -> None:
-    """Set the trainer's compile-time switches and drop every cached program."""
-    import jaxrnn.network as net
-
-    tr = C.train_module()
-    net._UNROLL = network_unroll
-    tr._FAST_BACKWARD = fast
-    tr.compiled.cache_clear()
+def _fresh() -> None:
+    """Drop every cached program (each row's compile time is its own)."""
+    C.train_module().clear_programs()
     C.jax.clear_caches()
 
 
-def _time(cfg, E: int, repeats: int, precision: str = "default", chunk: int | None = None) -> dict:
+def _time(
+    cfg,
+    E: int,
+    repeats: int,
+    precision: str = "default",
+    chunk: int | None = None,
+    fast: bool = True,
+    unroll: int | None = None,
+) -> dict:
     with C.jax.default_matmul_precision(None if precision == "default" else precision):
-        res = C.time_fit(cfg, E, repeats, chunk_size=chunk or E)
+        res = C.time_fit(cfg, E, repeats, chunk_size=chunk or E, fast_backward=fast, unroll=unroll)
     res["updates"] = cfg.steps_per_epoch * cfg.epochs
     return res
 
@@ -63,16 +66,16 @@ def variants(smoke: bool, repeats: int) -> list[dict]:
     cfg = C.and_config(units, T, trials, batch)
     ensembles = (2, 8) if smoke else (16, 256, 2048)
     big = ensembles[-1]
-    unroll = 1 if C.jax.default_backend() == "cpu" else 8  # what network._unroll() picks
+    unroll = 1 if C.jax.default_backend() == "cpu" else 8  # what fit(unroll=None) picks
     plan = [(E, "custom VJP", unroll, "default") for E in ensembles]
     plan += [(E, "autodiff", unroll, "default") for E in ensembles]
     plan += [(big, "custom VJP", unroll, "highest"), (big, "custom VJP", unroll, "bfloat16")]
     plan += [(E, "custom VJP", 1 if unroll != 1 else 4, "default") for E in (ensembles[0], big)]
     rows = []
     for E, backward, unroll, precision in plan:
-        _fresh(unroll, backward == "custom VJP")
+        _fresh()
         try:
-            res = _time(cfg, E, repeats, precision)
+            res = _time(cfg, E, repeats, precision, fast=backward == "custom VJP", unroll=unroll)
         except Exception as e:  # noqa: BLE001 - e.g. out of memory: record it, go on
             rows.append(
                 dict(

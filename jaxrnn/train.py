@@ -430,12 +430,13 @@ def penalties(params: Params, states: Array, config: TrainConfig, hp: Resolved, 
     return total
 
 
-def make_loss(config: TrainConfig, on: Switches, *, fast_backward: bool = True) -> Callable:
+def make_loss(config: TrainConfig, on: Switches, *, fast_backward: bool = True, unroll: int | None = None) -> Callable:
     """`loss_fn(params, trials, noise_key, hp) -> (MSE + penalties, MSE)` of one network on a batch of trials (trial
     axis first), with the member's training noise (`hp`) drawn from `noise_key` where switched on.
 
     `fast_backward`: the rate RNN's hand-written backward pass (`network.forward_batch`); False: autodiff through
-    `network.forward` vmapped over the batch, the reference it is tested against."""
+    `network.forward` vmapped over the batch, the reference it is tested against. `unroll`: time steps per iteration
+    of the fast path's loops (`network.forward_batch`; None: 1 on CPU, 8 on accelerators)."""
     net = config.net
 
     def loss_fn(params, trials, noise_key, hp):
@@ -448,7 +449,7 @@ def make_loss(config: TrainConfig, on: Switches, *, fast_backward: bool = True) 
             shape = (*inputs.shape[:2], config.units)
             rec = scale * hp.rec_noise * jax.random.normal(key_rec, shape, inputs.dtype)
         if fast_backward:
-            out, states = forward_batch(params, inputs, net, rec)
+            out, states = forward_batch(params, inputs, net, rec, unroll=unroll)
         else:
             noise_axis = None if rec is None else 0
             out, states = jax.vmap(forward, in_axes=(None, 0, None, noise_axis))(params, inputs, net, rec)
@@ -459,15 +460,15 @@ def make_loss(config: TrainConfig, on: Switches, *, fast_backward: bool = True) 
 
 
 def make_train(
-    config: TrainConfig, on: Switches | None = None, *, fast_backward: bool = True
+    config: TrainConfig, on: Switches | None = None, *, fast_backward: bool = True, unroll: int | None = None
 ) -> tuple[Callable, Callable]:
     """Build the pure per-member functions `init(member_key, hp)` and `run_epochs(state, member_key, hp, n_epochs)`
     for `config`; `hp` is one member's `Resolved` numbers (traced), `on` the static switches (default: those of
-    `config`'s own values), `fast_backward` as in `make_loss`."""
+    `config`'s own values), `fast_backward` and `unroll` as in `make_loss`."""
     task, net = config.task, config.net
     S = config.steps_per_epoch
     on = on or switches(resolve(config, Hparams(), 1))
-    loss_fn = make_loss(config, on, fast_backward=fast_backward)
+    loss_fn = make_loss(config, on, fast_backward=fast_backward, unroll=unroll)
 
     def init(member_key, hp):
         key_init, _, _ = _keys(member_key, config)
@@ -555,18 +556,23 @@ _MAX_PROGRAMS = 32
 
 
 def compiled(
-    config: TrainConfig, n_epochs: int, on: Switches | None = None, *, fast_backward: bool = True
+    config: TrainConfig,
+    n_epochs: int,
+    on: Switches | None = None,
+    *,
+    fast_backward: bool = True,
+    unroll: int | None = None,
 ) -> tuple[Callable, Callable]:
     """`jit(vmap(init))` and `jit(vmap(run_epochs))` for `config`, built once per `program_key(config)`, epoch count,
-    switches `on` (default: those of `config`'s own values) and `fast_backward` (`make_loss`). Every member's numbers
-    (`Resolved`) are arguments: one program serves any mix of learning rates, init laws, noise levels, thresholds,
-    E fractions and task params, whether they come from Hparams or from the config."""
+    switches `on` (default: those of `config`'s own values), `fast_backward` and `unroll` (`make_loss`). Every
+    member's numbers (`Resolved`) are arguments: one program serves any mix of learning rates, init laws, noise
+    levels, thresholds, E fractions and task params, whether they come from Hparams or from the config."""
     on = on or switches(resolve(config, Hparams(), 1))
-    key = (program_key(config), n_epochs, on, fast_backward)
+    key = (program_key(config), n_epochs, on, fast_backward, unroll)
     if key not in _PROGRAMS:
         if len(_PROGRAMS) >= _MAX_PROGRAMS:
             del _PROGRAMS[next(iter(_PROGRAMS))]  # the oldest
-        init, run_epochs = make_train(config, on, fast_backward=fast_backward)
+        init, run_epochs = make_train(config, on, fast_backward=fast_backward, unroll=unroll)
         _PROGRAMS[key] = jax.jit(jax.vmap(init)), jax.jit(jax.vmap(functools.partial(run_epochs, n_epochs=n_epochs)))
     return _PROGRAMS[key]
 
@@ -672,6 +678,7 @@ def fit(
     epochs_per_call: int | None = None,
     callback: Callable[[TrainState, np.ndarray], None] | None = None,
     fast_backward: bool = True,
+    unroll: int | None = None,
 ) -> Ensemble:
     """Train an ensemble: members `members` (a count E for ids 0..E-1, or the ids) of root seed `seed`.
 
@@ -687,7 +694,8 @@ def fit(
         epochs_per_call: epochs per compiled call (default: all remaining); progress and checkpoints happen between
             calls. Results do not depend on either.
         callback: called after every call with the host TrainState of this process's members and their loss so far.
-        fast_backward: the rate RNN's hand-written backward pass; False: autodiff (`make_loss`).
+        fast_backward, unroll: the rate RNN's hand-written backward pass (False: autodiff) and the time steps per
+            iteration of its loops (`make_loss`). Results do not depend on `unroll`.
     Raises:
         ValueError: bad members or hparams; a run that does not fit in memory (`jaxrnn.budget.check_train`, before
             anything is compiled).
@@ -699,7 +707,9 @@ def fit(
     hp = resolve(config, hparams, len(members))
     n_proc = jax.process_count()
     if n_proc == 1:
-        return _fit_local(config, seed, members, hp, state, loss, chunk_size, epochs_per_call, callback, fast_backward)
+        return _fit_local(
+            config, seed, members, hp, state, loss, chunk_size, epochs_per_call, callback, fast_backward, unroll
+        )
     if len(members) < n_proc:
         raise ValueError(f"train: {len(members)} members cannot be split over {n_proc} processes")
     parts = np.array_split(np.arange(len(members)), n_proc)
@@ -708,7 +718,7 @@ def fit(
         state, loss = jax.tree.map(lambda x: np.asarray(x)[mine], state), np.asarray(loss)[mine]
     hp = jax.tree.map(lambda x: x[mine], hp)
     local = _fit_local(
-        config, seed, members[mine], hp, state, loss, chunk_size, epochs_per_call, callback, fast_backward
+        config, seed, members[mine], hp, state, loss, chunk_size, epochs_per_call, callback, fast_backward, unroll
     )
     return _gather_processes(local, [len(p) for p in parts])
 
@@ -723,13 +733,13 @@ def _gather_processes(local: Ensemble, sizes: list[int]) -> Ensemble:
 
 
 def _fit_local(
-    config, seed, members, hp, state, loss, chunk_size, epochs_per_call, callback, fast_backward
+    config, seed, members, hp, state, loss, chunk_size, epochs_per_call, callback, fast_backward, unroll
 ) -> Ensemble:
     """`fit` on this process's devices; `hp`: the members' `Resolved` numbers (host arrays)."""
     E = len(members)
     keys = member_keys(seed, members)
     on = switches(hp)
-    v_init, _ = compiled(config, 1, on, fast_backward=fast_backward)
+    v_init, _ = compiled(config, 1, on, fast_backward=fast_backward, unroll=unroll)
     state0 = _to_host(v_init(keys, hp))
     if state is None:
         state = state0
@@ -742,7 +752,7 @@ def _fit_local(
     step = epochs_per_call or (config.epochs - done) or 1
     while done < config.epochs:
         n = min(step, config.epochs - done)
-        _, v_run = compiled(config, n, on, fast_backward=fast_backward)
+        _, v_run = compiled(config, n, on, fast_backward=fast_backward, unroll=unroll)
         parts_state, parts_loss = [], []
         for lo in range(0, E, chunk):
             hi = min(lo + chunk, E)

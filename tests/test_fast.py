@@ -1,6 +1,5 @@
 """The training fast path (`network.forward_batch`, hand-written backward pass) equals autodiff through `forward`."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

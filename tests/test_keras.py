@@ -528,6 +528,7 @@ def test_trainer_equals_keras_replay(case, monkeypatch):
     import optax
 
     from jaxrnn import train as train_module
+
     extra = ORIGINAL_EI | dict(clip_norm=0.05) if case == "original_ei" else {}
     cfg = train_module.TrainConfig(make_task("and", **REPLAY_TASK), **REPLAY, **extra)
     seed, hparams = 0, train_module.Hparams(lr=REPLAY_LR)

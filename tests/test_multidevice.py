@@ -70,11 +70,11 @@ def test_configure_sets_cpu_defaults_only_when_nobody_chose():
 
 def test_default_chunk_is_a_multiple_of_the_devices_and_cache_sized():
 
-
     import jax
 
     from jaxrnn import train as tr
     from jaxrnn.tasks import make_task
+
     cfg = tr.TrainConfig(make_task("and"), units=50)
     n_dev = jax.local_device_count()
     for members in (1, 5, 16, 40, 100, 1000):
