@@ -7,7 +7,7 @@
     jaxrnn evaluate RUN_DIR [--trials K]
     jaxrnn show RUN_DIR
     jaxrnn plot RUN_DIR
-    jaxrnn study NAME [--scale smoke|cpu|paper|tutorial] [--members E] [--out DIR] [--run RUN_DIR] [--overwrite]
+    jaxrnn study NAME [--scale smoke|cpu|paper|tutorial|sweep] [--members E] [--out DIR] [--run RUN_DIR] [--overwrite]
     jaxrnn import-keras FILE [FILE ...] --task TASK [--initial FILE0 ...] --out RUN_DIR [--param key=value ...]
     jaxrnn train ... --shards K [--executor local|slurm] [--no-wait] --out OUT;  jaxrnn merge OUT [--wait]
 
@@ -1114,7 +1114,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SCALES,
         default="smoke",
         help="smoke (seconds, CI), cpu (minutes to an hour on a laptop), paper (the original protocol; GPU), "
-        "tutorial (flipflop3 only: the tutorial's own model, a = 1, N = 400; about an hour on a CPU)",
+        "tutorial (flipflop3 only: the tutorial's own model, a = 1, N = 400; about an hour on a CPU), sweep (lr_delay "
+        "only: 8 seeds per cell and 4x the cpu scale's training; about 25 minutes on 2 CPU cores, e.g. as --shards)",
     )
     p.add_argument("--members", type=_positive_int, metavar="E", help="ensemble size per condition")
     p.add_argument(

@@ -394,3 +394,22 @@ def test_slurm_scancel_then_resume(slurm, tmp_path, env, capsys, monkeypatch):
     log = Path(shards.load_plan(run_dir)["submissions"][1]["jobs"]["1"]["stderr"]).read_text()
     assert "resuming from the checkpoint at epoch" in log
     assert store.load_run(run_dir).members.tolist() == list(range(8))
+
+
+def test_a_study_trains_its_grid_as_shards_and_reports_their_times(tmp_path, env, capsys, monkeypatch):
+    """`jaxrnn study lr_delay --shards 2 --executor local`: the grid ensemble is trained as 2 jobs and merged into the
+    study's run directory, which the study analyses as one ensemble; the report gives each shard's members, job and
+    training time, the merge's time and the wall time from submission to the merged run."""
+    code, _, err = _main(["study", "lr_delay", "--scale", "smoke", "--shards", "2", "--executor", "local", "--out",
+                          "sweep"], capsys, monkeypatch, tmp_path, env)  # fmt: skip
+    assert code == 0, err
+    run = store.load_run(tmp_path / "sweep" / "runs" / "lr_delay_N8")
+    assert len(run.members) == 8 and run.meta["extra"]["shards"]["count"] == 2
+    assert run.meta["extra"]["shards"]["members"] == [[0, 4], [4, 8]]
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    assert "`lr_delay_N8` was trained as 2 shards" in report and "wall time from submission" in report
+    rows = [line for line in report.splitlines() if line.startswith(("| 0 | 0–3 |", "| 1 | 4–7 |"))]
+    assert len(rows) == 2, report
+    assert "0 reused from existing run directories" in report
+    csv_rows = (tmp_path / "sweep" / "lr_delay.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + 4  # 2 learning rates x 2 delays, every cell analysed from the merged run

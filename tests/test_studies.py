@@ -48,11 +48,12 @@ def _f(row, key) -> float:
 
 def test_registry_and_validation(tmp_path):
     assert set(ORDER) <= set(STUDIES)
-    assert SCALES == ("smoke", "cpu", "paper", "tutorial")
+    assert SCALES == ("smoke", "cpu", "paper", "tutorial", "sweep")
     for name, s in STUDIES.items():
         assert isinstance(s, Study) and s.name == name and s.summary
         assert {"smoke", "cpu", "paper"} <= set(s.scales) <= set(SCALES)
     assert "tutorial" in STUDIES["flipflop3"].scales and STUDIES["flipflop3"].scales["tutorial"].folder
+    assert [n for n, s in STUDIES.items() if "sweep" in s.scales] == ["lr_delay"]
     with pytest.raises(ValueError, match="unknown scale 'tutorial'"):
         study("lesion", scale="tutorial")
     with pytest.raises(ValueError, match="allowed: smoke, cpu, paper"):

@@ -31,9 +31,10 @@ from jaxrnn.store import CHECKPOINT, LOCK, Run, load_meta
 from jaxrnn.tasks import Task
 from jaxrnn.train import Hparams, TrainConfig
 
-SCALES = ("smoke", "cpu", "paper", "tutorial")  # tutorial: flipflop3 only (the tutorial's own model)
+#: tutorial: flipflop3 only (the tutorial's own model); sweep: lr_delay only (more seeds and training, run as shards)
+SCALES = ("smoke", "cpu", "paper", "tutorial", "sweep")
 #: Scales from smallest to largest: a study refuses to replace a report made at a larger scale (without overwrite).
-SCALE_ORDER = ("smoke", "cpu", "tutorial", "paper")
+SCALE_ORDER = ("smoke", "cpu", "sweep", "tutorial", "paper")
 #: Network options `jaxrnn study NAME --dale --sparsity S --cell C ...` may pass to the studies that take them.
 NETWORK_OPTIONS = ("dale", "e_fraction", "sparsity", "cell")
 
@@ -140,6 +141,7 @@ class Context(NamedTuple):
     progress: bool  # progress bars on stderr
     trained: list  # the Runs this invocation used, in order (filled by `train` and `use`)
     shards: Any = None  # a `jaxrnn.shards.Shards`: every ensemble is trained as shards (`--shards K`)
+    shard_walls: dict | None = None  # run name -> wall seconds from submitting its shards to the merged run
 
     @property
     def runs_dir(self) -> Path:
@@ -177,9 +179,12 @@ class Context(NamedTuple):
         elif self.shards is not None:
             from jaxrnn import shards
 
+            t0 = time.perf_counter()
             run = shards.train_sharded(self.runs_dir / name, config, dataclasses.replace(self.shards, wait=True),
                                        seed=0, members=E, hparams=hp, grid=grid, n_eval=proto.n_eval,
                                        success_at=proto.success_at, log=log, command=[self.command])  # fmt: skip
+            self.shard_walls[name] = time.perf_counter() - t0
+            run = run._replace(origin="trained")  # by this invocation's shards (the merge reopened it from disk)
             log(f"{name}: {int(np.sum(run.learned))}/{E} succeed ({run.train_seconds:.0f} s of training in shards)")
         else:
             bar = runs.ProgressBar(name, disable=not self.progress)
@@ -294,7 +299,7 @@ def run_study(
     _ignore_runs(out, keep=scale == "paper")
     ctx = Context(
         study, scale, sc, members or sc.members, out, None if run is None else Path(run), options, command, progress, []
-    )._replace(shards=shards)
+    )._replace(shards=shards, shard_walls={})
     body = study.run(ctx)
     write_report(ctx, body, time.time() - t0)
     return out
@@ -424,6 +429,33 @@ def protocol_facts(run: Run) -> dict[str, str]:
     }
 
 
+def shard_facts(trained: list[Run], walls: dict) -> list[str]:
+    """Report lines on the ensembles trained as shards: per shard its members, job, training time and compile call,
+    the merge's time, and the wall time from submission to the merged run (for those trained by this invocation)."""
+    lines = []
+    for run in trained:
+        extra = run.meta.get("extra") or {}
+        info, timing = extra.get("shards"), extra.get("timing") or {}
+        if not info:
+            continue
+        wall = walls.get(run.path.name)
+        lines += [
+            "",
+            f"`{run.path.name}` was trained as {info['count']} shards (`jaxrnn.shards`, one job each) and merged: "
+            + (f"{wall:.0f} s wall time from submission to the merged run; " if wall is not None else "reused; ")
+            + f"the merge took {float(timing.get('merge_s') or 0):.1f} s.",
+            "",
+        ]
+        rows = []
+        for k, t in enumerate(timing.get("per_shard") or []):
+            lo, hi = info["members"][k]
+            job = (info.get("jobs") or {}).get(f"{k:03d}")
+            rows.append([k, f"{lo}–{hi - 1}", job or "—", f"{float(t.get('train_s') or 0):.0f} s",
+                         f"{float(t.get('first_call_s') or 0):.0f} s"])  # fmt: skip
+        lines.append(md_table(["shard", "members", "job", "training time", "first (compiling) call"], rows))
+    return lines
+
+
 def _device_name(run: Run) -> str:
     dev = run.meta.get("device") or {}
     return f"{dev.get('kind', 'unknown')} ({dev.get('platform', '?')})" if dev else "not recorded"
@@ -492,6 +524,7 @@ def write_report(ctx: Context, body: list[str], wall_seconds: float) -> Path:
         ]
         facts = [protocol_facts(r) for r in trained]
         lines.append(md_table(list(facts[0]), [list(f.values()) for f in facts]))
+        lines += shard_facts(trained, ctx.shard_walls or {})
     lines += ["", *body, ""]
     path = ctx.out / "report.md"
     path.write_text("\n".join(lines))
