@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrnn import budget  # no JAX at import: the memory checks every command runs before compiling
+from jaxrnn import budget, spec  # no JAX at import: the memory checks and the numbers' definitions
 
 EXIT_ERROR = 2
 _PROG = "jaxrnn"
@@ -67,6 +67,18 @@ _positive_int = _number(int, allow_zero=False)
 _nonnegative_int = _number(int, allow_zero=True)
 _positive_float = _number(float, allow_zero=False)
 _nonnegative_float = _number(float, allow_zero=True)
+
+
+def _training_number(name: str):
+    """argparse type of a per-member training number (`jaxrnn.spec.NUMBERS`): parsed and checked by its definition."""
+
+    def parse(text: str):
+        try:
+            return spec.parse_number(name, text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
 
 
 def _fraction(text: str) -> float:
@@ -270,7 +282,7 @@ def _add_network_options(p, study: bool = False) -> None:
         )
     p.add_argument(
         "--e-fraction",
-        type=float,
+        type=_training_number("e_fraction"),
         action=_Given,
         default=None if study else 0.8,
         metavar="F",
@@ -960,18 +972,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="train a grid as one ensemble (repeatable; the cartesian product of the axes, --members per cell, "
         "member i in cell i // members, cells in the order of the axes with the last varying fastest). NAME: a "
-        "training number (lr, gain, init, rec-noise, in-noise, l2-weights, l2-rates, threshold, e-fraction) or a "
+        f"training number ({', '.join(n.replace('_', '-') for n in spec.NUMBERS)}) or a "
         "task parameter that keeps the shapes (e.g. delay, noise; see `jaxrnn tasks`)",
     )
     p.add_argument("--units", type=_positive_int, metavar="N", help="recurrent units (default: paper preset, 50)")
     p.add_argument(
         "--init",
-        choices=("orthogonal", "normal"),
+        type=_training_number("init"),
+        metavar="|".join(spec.INITS),
         action=_Given,
         default="orthogonal",
         help="recurrent initializer (default orthogonal)",
     )
-    p.add_argument("--gain", type=_positive_float, action=_Given, default=1.0, help="recurrent init gain g (default 1)")
+    p.add_argument(
+        "--gain", type=_training_number("gain"), action=_Given, default=1.0, help="recurrent init gain g (default 1)"
+    )
     p.add_argument(
         "--protocol",
         choices=("paper", "online"),
@@ -981,7 +996,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default 20)")
     p.add_argument("--batch-size", type=_positive_int, metavar="B", help="batch size (default: preset, 64)")
     p.add_argument("--n-train", type=_positive_int, metavar="n", help="training trials per epoch (default: preset)")
-    p.add_argument("--lr", type=_positive_float, action=_Given, default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument(
+        "--lr", type=_training_number("lr"), action=_Given, default=1e-4, help="Adam learning rate (default 1e-4)"
+    )
     p.add_argument(
         "--decay",
         type=_nonnegative_float,
@@ -991,7 +1008,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-norm", type=_positive_float, help="clip gradients to this global norm (default off)")
     p.add_argument(
         "--threshold",
-        type=_nonnegative_float,
+        type=_training_number("threshold"),
         action=_Given,
         help="per-member early-stop loss threshold (default: the task's; 0 = never stop)",
     )
@@ -1004,7 +1021,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-h0", action="store_true", help="train the initial state h0 (default: fixed at 0)")
     p.add_argument(
         "--rec-noise",
-        type=_nonnegative_float,
+        type=_training_number("rec_noise"),
         action=_Given,
         default=0.0,
         metavar="SIGMA",
@@ -1012,7 +1029,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--in-noise",
-        type=_nonnegative_float,
+        type=_training_number("in_noise"),
         action=_Given,
         default=0.0,
         metavar="SIGMA",
@@ -1020,13 +1037,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--l2-weights",
-        type=_nonnegative_float,
+        type=_training_number("l2_weights"),
         action=_Given,
         default=0.0,
         help="L2 penalty on W_in, W_rec (effective), W_out",
     )
     p.add_argument(
-        "--l2-rates", type=_nonnegative_float, action=_Given, default=0.0, help="L2 penalty on the mean squared rate"
+        "--l2-rates",
+        type=_training_number("l2_rates"),
+        action=_Given,
+        default=0.0,
+        help="L2 penalty on the mean squared rate",
     )
     p.add_argument("--shared-data", action="store_true", help="all members train on one training set (original)")
     p.add_argument("--data-seed", type=_nonnegative_int, default=0, help="seed of the shared training set")

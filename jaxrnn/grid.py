@@ -9,11 +9,11 @@ of `itertools.product` over the axes as given (the last axis varies fastest). Me
 i)` as always, so member i of a grid run is the same network as member i of a homogeneous run with that member's
 values.
 
-An axis is a training number of `jaxrnn.train.Hparams` (`TRAIN_AXES`: lr, gain, init, rec_noise, in_noise,
-l2_weights, l2_rates, threshold, e_fraction) or a traced parameter of the task (`Task.traced_fields()`: delay, noise,
-pulse times, coherences, ...). Numbers that fix a shape (N, T, batch, channel counts, ...) cannot vary inside one
-compiled program: asking for them is refused with a message saying to run them as separate ensembles. Everything is
-checked on the host, before anything compiles.
+An axis is a training number of `jaxrnn.train.Hparams` (`TRAIN_AXES`, from `jaxrnn.spec.NUMBERS`: lr, gain, init,
+rec_noise, in_noise, l2_weights, l2_rates, threshold, e_fraction) or a traced parameter of the task
+(`Task.traced_fields()`: delay, noise, pulse times, coherences, ...). Numbers that fix a shape (N, T, batch, channel
+counts, ...) cannot vary inside one compiled program: asking for them is refused with a message saying to run them
+as separate ensembles. Everything is checked on the host, before anything compiles.
 """
 
 from __future__ import annotations
@@ -25,39 +25,16 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jaxrnn.network import INITS
+from jaxrnn.spec import NUMBERS, check_number
 from jaxrnn.tasks import Task
+from jaxrnn.train import Hparams, TrainConfig
 
-#: Training numbers that may differ per member (the Hparams fields), with the type of their values.
-TRAIN_AXES: dict[str, type] = {
-    "lr": float,
-    "gain": float,
-    "init": str,
-    "rec_noise": float,
-    "in_noise": float,
-    "l2_weights": float,
-    "l2_rates": float,
-    "threshold": float,
-    "e_fraction": float,
-}
-#: TrainConfig / NetConfig fields that fix a shape or the structure of the compiled program.
+#: Training numbers that may differ per member, with the type of their values: `jaxrnn.spec.NUMBERS`.
+TRAIN_AXES: dict[str, type] = {name: spec.kind for name, spec in NUMBERS.items()}
+#: TrainConfig fields that fix a shape or the structure of the compiled program (every field but the task and the
+#: per-member numbers), and the run's seed and member count.
 STRUCTURAL = (
-    "units",
-    "epochs",
-    "batch_size",
-    "n_train",
-    "protocol",
-    "alpha",
-    "activation",
-    "bias",
-    "cell",
-    "dale",
-    "sparsity",
-    "train_h0",
-    "decay",
-    "clip_norm",
-    "shared_data",
-    "data_seed",
+    *(f.name for f in dataclasses.fields(TrainConfig) if f.name not in TRAIN_AXES and f.name != "task"),
     "seed",
     "members",
 )
@@ -101,7 +78,7 @@ class Grid:
                     "separate ensemble"
                 )
             if name in TRAIN_AXES:
-                _check_train_values(name, values)
+                check_number(name, values, "grid")
             elif name not in traced:
                 allowed = ", ".join([*TRAIN_AXES, *traced])
                 raise ValueError(f"grid: unknown axis {name!r}; allowed: {allowed}")
@@ -142,8 +119,6 @@ class Grid:
         """The `jaxrnn.train.Hparams` of the grid's members (ids 0..E-1, or the given member ids: a shard of the
         grid): `base` (default `Hparams()`) with every axis replaced by its per-member values (training axes as fields,
         task axes under `task`)."""
-        from jaxrnn.train import Hparams
-
         base = base or Hparams()
         values = self.member_values(np.arange(self.members) if members is None else np.asarray(members))
         train = {k: v.tolist() for k, v in values.items() if k in TRAIN_AXES}
@@ -170,23 +145,6 @@ def _json(v):
 
 def _tuple(v):
     return tuple(_tuple(x) for x in v) if isinstance(v, list) else v
-
-
-def _check_train_values(name: str, values) -> None:
-    if name == "init":
-        bad = [v for v in values if v not in INITS]
-        if bad:
-            raise ValueError(f"grid: init {bad[0]!r} is not a recurrent init; allowed: {', '.join(INITS)}")
-        return
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"grid: {name} needs finite numbers, got {v!r}")
-        if name in ("lr", "gain") and v <= 0:
-            raise ValueError(f"grid: {name} must be > 0, got {v}")
-        if name == "e_fraction" and not 0 < v < 1:
-            raise ValueError(f"grid: e_fraction must lie in (0, 1), got {v}")
-        if name not in ("lr", "gain", "e_fraction") and v < 0:
-            raise ValueError(f"grid: {name} must be >= 0, got {v}")
 
 
 def parse_axis(text: str, task: Task) -> tuple[str, tuple]:

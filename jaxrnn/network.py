@@ -53,9 +53,9 @@ import numpy as np
 from jax import Array
 
 from jaxrnn import cells
+from jaxrnn.spec import INITS
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus, "sigmoid": jax.nn.sigmoid}
-INITS = ("orthogonal", "normal")
 DALE_METHODS = ("abs", "project")
 DALE_AXES = ("pre", "post")
 

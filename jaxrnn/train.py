@@ -60,6 +60,7 @@ from jaxrnn.network import (
     project_constraints,
     recurrent_weights,
 )
+from jaxrnn.spec import NUMBERS, check_number
 from jaxrnn.tasks import Task, Trial
 
 PROTOCOLS = ("paper", "online")
@@ -89,6 +90,9 @@ class Hparams(NamedTuple):
     threshold: float | Sequence[float] | Array | None = None
     e_fraction: float | Sequence[float] | Array | None = None
     task: Mapping[str, Any] | None = None
+
+
+assert tuple(NUMBERS) == tuple(f for f in Hparams._fields if f != "task")  # one per-member number per Hparams field
 
 
 class Resolved(NamedTuple):
@@ -190,14 +194,10 @@ class TrainConfig:
             raise ValueError(f"train: n_train={self.n_train} must be >= batch_size={self.batch_size}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"train: unknown protocol {self.protocol!r}; allowed: {', '.join(PROTOCOLS)}")
-        if self.threshold < 0:
-            raise ValueError(f"train: threshold must be >= 0, got {self.threshold}")
         if self.clip_norm is not None and self.clip_norm <= 0:
             raise ValueError(f"train: clip_norm must be > 0 or None, got {self.clip_norm}")
-        for name in ("rec_noise", "in_noise", "l2_weights", "l2_rates"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"train: {name} must be a finite number >= 0, got {value}")
+        for name in TRACED_CONFIG_FIELDS:  # the per-member numbers, as defined in NUMBERS
+            check_number(name, getattr(self, name), "train")
         if self.rec_noise > 0 and self.cell != "rnn":
             raise ValueError(f"train: rec_noise applies to the rate RNN only, not to cell={cells.label(self.cell)}")
         _ = self.net  # validates the network fields
@@ -227,7 +227,13 @@ class TrainConfig:
         return self.n_train // self.batch_size
 
 
-_NUMBERS = ("lr", "gain", "rec_noise", "in_noise", "l2_weights", "l2_rates", "threshold")
+#: The TrainConfig fields that `resolve` hands to the compiled program as traced per-member numbers (those also
+#: in Hparams): changing them through the config reuses a compiled program.
+TRACED_CONFIG_FIELDS = tuple(f for f in NUMBERS if f in {g.name for g in dataclasses.fields(TrainConfig)})
+
+
+#: The float numbers `resolve` passes as they are (e_fraction becomes the excitatory count n_exc, init an index).
+_NUMBERS = tuple(n for n, spec in NUMBERS.items() if spec.kind is float and n != "e_fraction")
 
 
 def _per_member(name: str, value, E: int, dtype) -> np.ndarray:
@@ -252,28 +258,22 @@ def resolve(config: TrainConfig, hparams: Hparams, E: int) -> Resolved:
     values = {}
     for name in _NUMBERS:
         v = getattr(hparams, name)
-        values[name] = _per_member(name, getattr(config, name) if v is None else v, E, np.float32)
-        if not np.all(np.isfinite(values[name])):
-            raise ValueError(f"hparams: {name} must be finite")
-    for name in ("lr", "gain"):
-        if np.any(values[name] <= 0):
-            raise ValueError(f"hparams: {name} must be > 0, got {values[name].min():g}")
-    for name in ("rec_noise", "in_noise", "l2_weights", "l2_rates", "threshold"):
-        if np.any(values[name] < 0):
-            raise ValueError(f"hparams: {name} must be >= 0, got {values[name].min():g}")
+        raw = _per_member(name, getattr(config, name) if v is None else v, E, object)
+        check_number(name, raw)
+        values[name] = raw.astype(np.float32)
     if config.cell != "rnn" and np.any(values["rec_noise"] > 0):
         raise ValueError(f"train: rec_noise applies to the rate RNN only, not to cell={cells.label(config.cell)}")
     laws = _per_member("init", config.init if hparams.init is None else hparams.init, E, object)
-    bad = sorted({str(v) for v in laws if v not in INITS})
-    if bad:
-        raise ValueError(f"hparams: unknown init {bad[0]!r}; allowed: {', '.join(INITS)}")
+    check_number("init", laws)
     if config.cell != "rnn" and (np.any(values["gain"] != 1.0) or any(v != "orthogonal" for v in laws)):
         raise ValueError(
             f"hparams: gain and init (the recurrent init law) apply to the rate RNN only; "
             f"cell={cells.label(config.cell)} initialises itself with its own initializers"
         )
     fractions = _per_member("e_fraction", config.e_fraction if hparams.e_fraction is None else hparams.e_fraction, E,
-                            np.float64)  # fmt: skip
+                            object)  # fmt: skip
+    check_number("e_fraction", fractions)
+    fractions = fractions.astype(np.float64)
     n_exc = np.array([n_excitatory(float(f), config.units) for f in fractions], np.int32)
     if config.dale and np.any((n_exc < 1) | (n_exc > config.units - 1)):
         raise ValueError(
@@ -532,11 +532,6 @@ def member_keys(seed: int, members: Array | np.ndarray) -> Array:
     """Key of each member id: `fold_in(key(seed), i)`, so member i is the same network whatever the ensemble."""
     root = jax.random.key(seed)
     return jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.asarray(members, jnp.uint32))
-
-
-#: The TrainConfig fields that `resolve` hands to the compiled program as traced per-member numbers (those also
-#: in Hparams): changing them through the config reuses a compiled program.
-TRACED_CONFIG_FIELDS = tuple(f for f in Hparams._fields if f in {g.name for g in dataclasses.fields(TrainConfig)})
 
 
 def program_key(config: TrainConfig) -> tuple:

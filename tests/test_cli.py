@@ -235,7 +235,10 @@ def _run_main(argv, capsys, monkeypatch, cwd):
         (["train", "and", "--out", "x", "--param", "noise=loud"], "and.noise must be a number"),
         (["train", "and", "--out", "x", "--param", "T"], "expected key=value"),
         (["train", "and", "--out", "x", "--param", "T=10"], "response_start must lie in"),
-        (["train", "and", "--out", "x", "--init", "zeros"], "argument --init: invalid choice"),
+        (
+            ["train", "and", "--out", "x", "--init", "zeros"],
+            "argument --init: unknown init 'zeros'; allowed: orthogonal, normal",
+        ),
         (["train", "and", "--out", "afile"], "--out afile: is a file"),
         (["train", "and", "--out", "afile/run"], "afile is a file, not a directory"),
         (["train", "and", *TINY, *E2, "--lr", "1e-3", "--out", "run"], "different config (differs in: hparams)"),

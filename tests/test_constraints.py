@@ -288,7 +288,7 @@ def test_bad_constraint_configs(kw, field):
         (["train", "and", "--out", "x", "--sparsity", "1"], "sparsity (fraction of recurrent connections removed)"),
         (["train", "and", "--out", "x", "--cell", "gru", "--dale"], "dale=True applies to the rate RNN only"),
         (["train", "and", "--out", "x", "--cell", "cnn"], "argument --cell: invalid choice"),
-        (["train", "and", "--out", "x", "--rec-noise", "-1"], "--rec-noise: must be a non-negative number"),
+        (["train", "and", "--out", "x", "--rec-noise", "-1"], "--rec-noise: rec_noise must be >= 0, got -1"),
         (["train", "and", "--out", "x", "--cell", "lstm", "--rec-noise", "0.1"], "rec_noise applies to the rate RNN"),
         (["study", "success_table", "--sparsity", "-0.2"], "sparsity (fraction of recurrent connections removed)"),
         (["study", "success_table", "--dale", "--e-fraction", "0"], "e_fraction must lie in (0, 1)"),

@@ -213,7 +213,9 @@ BASE = ["train", "time_reproduction", "--units", "8", "--epochs", "1", "--n-trai
         (["--grid", "lr=1e-3,,2e-3"], "expected a comma-separated list"),
         (["--grid", "lr=1e-3", "--grid", "lr=2e-3"], "axis lr given twice"),
         (["--grid", "delay=10,900"], "does not fit in T"),
-        (["--grid", "init=orthogonal,zeros"], "init 'zeros' is not a recurrent init"),
+        (["--grid", "init=orthogonal,zeros"], "grid: unknown init 'zeros'; allowed: orthogonal, normal"),
+        (["--grid", "lr=1e-3,-1e-3"], "grid: lr must be > 0, got -0.001"),
+        (["--grid", "e_fraction=0.5,1"], "grid: e_fraction must lie in (0, 1), got 1"),
     ],
 )
 def test_cli_bad_grid_one_line_exit_2_nothing_written(grid, expect, tmp_path, capsys, monkeypatch):
