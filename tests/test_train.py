@@ -11,7 +11,7 @@ import pytest
 
 from jaxrnn.evaluate import evaluate
 from jaxrnn.tasks import make_task
-from jaxrnn.train import Hparams, TrainConfig, compiled, fit, keras_adam, member, train
+from jaxrnn.train import Hparams, TrainConfig, compiled, fit, keras_adam, member, train_member
 
 TINY = dict(units=8, epochs=3, batch_size=4, n_train=16)
 
@@ -32,7 +32,7 @@ def test_member_equals_alone():
     allclose(ens.loss[5], alone.loss[0])
     # the single-member pure function, called without vmap, is the same network too
     key = jax.random.fold_in(jax.random.key(3), 5)
-    p0, p1, hist = jax.jit(lambda k: train(k, Hparams(), cfg))(key)
+    p0, p1, hist = jax.jit(lambda k: train_member(k, Hparams(), cfg))(key)
     allclose(member(ens.params_final, 5), p1, rtol=1e-4, atol=1e-5)
     allclose(member(ens.params_init, 5), p0)
 
