@@ -1136,7 +1136,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="smoke",
         help="smoke (seconds, CI), cpu (minutes to an hour on a laptop), paper (the original protocol; GPU), "
         "tutorial (flipflop3 only: the tutorial's own model, a = 1, N = 400; about an hour on a CPU), sweep (lr_delay "
-        "only: 8 seeds per cell and 4x the cpu scale's training; about 25 minutes on 2 CPU cores, e.g. as --shards)",
+        "only: 8 seeds per cell and 3x the cpu scale's training; about 20 minutes on 2 CPU cores, e.g. as --shards)",
     )
     p.add_argument("--members", type=_positive_int, metavar="E", help="ensemble size per condition")
     p.add_argument(

@@ -40,10 +40,10 @@ SCALES = {
     ),
     "sweep": Scale(
         members=8,
-        protocol=Protocol(units=50, epochs=16, n_train=3200, batch_size=64, n_eval=256),
+        protocol=Protocol(units=50, epochs=12, n_train=3200, batch_size=64, n_eval=256),
         reduced=(
             "Larger than the cpu scale, still reduced: 5 learning rates × 5 delays × 8 seeds (200 networks, N = 50), "
-            "16 epochs × 3,200 trials per member (4x the cpu scale's training; the paper protocol: 20 × 15,000), 256 "
+            "12 epochs × 3,200 trials per member (3x the cpu scale's training; the paper protocol: 20 × 15,000), 256 "
             "held-out trials; Kurtkaya & Dinc's sweep was 15 × 21 × 100."
         ),
         grid={"lr": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "delay": (20, 60, 100, 140, 180)},
