@@ -1148,7 +1148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a report.md in the output folder made at a larger scale (refused otherwise)",
+        help="replace a report.md in the output folder made at a larger scale, and the study's run directories that "
+        "hold another config (e.g. another scale's); refused otherwise",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--tasks", metavar="T1,T2", help="only these tasks of the scale (success_table, spectral_migration)")

@@ -291,3 +291,34 @@ def test_a_task_defined_in_a_script_is_refused_before_a_run_directory_is_written
     with pytest.raises(ValueError, match="defined in the script being run"):
         runs.train_run(tmp_path / "run", config, seed=0, members=2, n_eval=16)
     assert not (tmp_path / "run").exists()
+
+
+def _tiny_study():
+    """A study training one tiny AND ensemble named "net": its smoke and cpu scales differ in the epochs only."""
+
+    def protocol(epochs):
+        return Protocol(units=4, epochs=epochs, n_train=16, batch_size=8, n_eval=8)
+
+    def run(ctx):
+        ctx.train(ctx.scale.config(make_task("and", T=30, pulse_start=2, response_start=25)), "net")
+        return ["body"]
+
+    scales = {"smoke": Scale(2, protocol(1), "one epoch"), "cpu": Scale(2, protocol(2), "two epochs")}
+    return Study("tiny", "A tiny study", "one tiny ensemble", scales, run=run)
+
+
+def test_study_overwrite_replaces_its_run_of_another_scale_and_still_reuses_its_own(tmp_path):
+    """A study's run directory of another config (here: the smaller scale's) is refused, naming --overwrite; with
+    --overwrite it is replaced; the same ensemble is then reused, with or without --overwrite."""
+    study, out = _tiny_study(), tmp_path / "tiny"
+    run_study(study, scale="smoke", out=out)
+    with pytest.raises(ValueError, match="holds a run with a different config .*--overwrite"):
+        run_study(study, scale="cpu", out=out)
+    run_study(study, scale="cpu", out=out, overwrite=True)
+    run = store.load_run(out / "runs" / "net")
+    assert run.config.epochs == 2 and run.meta["complete"]
+    written = (out / "runs" / "net" / store.CONFIG).stat().st_mtime_ns
+    run_study(study, scale="cpu", out=out, overwrite=True)  # the same ensemble: reused, not retrained
+    assert (out / "runs" / "net" / store.CONFIG).stat().st_mtime_ns == written
+    assert "- ensembles: 1, training time as recorded in their run directories" in (out / "report.md").read_text()
+    assert "1 reused from existing run directories" in (out / "report.md").read_text()

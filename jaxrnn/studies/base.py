@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxrnn import _platform, cells, runs
 from jaxrnn.grid import Grid
-from jaxrnn.store import CHECKPOINT, LOCK, Run, load_meta
+from jaxrnn.store import CHECKPOINT, CONFIG, LOCK, Run, StoreError, load_meta, same_run
 from jaxrnn.tasks import Task
 from jaxrnn.train import Hparams, TrainConfig
 
@@ -142,6 +142,7 @@ class Context(NamedTuple):
     trained: list  # the Runs this invocation used, in order (filled by `train` and `use`)
     shards: Any = None  # a `jaxrnn.shards.Shards`: every ensemble is trained as shards (`--shards K`)
     shard_walls: dict | None = None  # run name -> wall seconds from submitting its shards to the merged run
+    overwrite: bool = False  # replace a run directory of this study that holds another config (`--overwrite`)
 
     @property
     def runs_dir(self) -> Path:
@@ -182,7 +183,8 @@ class Context(NamedTuple):
             t0 = time.perf_counter()
             run = shards.train_sharded(self.runs_dir / name, config, dataclasses.replace(self.shards, wait=True),
                                        seed=0, members=E, hparams=hp, grid=grid, n_eval=proto.n_eval,
-                                       success_at=proto.success_at, log=log, command=[self.command])  # fmt: skip
+                                       success_at=proto.success_at, log=log, command=[self.command],
+                                       overwrite=self.overwrite)  # fmt: skip
             self.shard_walls[name] = time.perf_counter() - t0
             run = run._replace(origin="trained")  # by this invocation's shards (the merge reopened it from disk)
             log(f"{name}: {int(np.sum(run.learned))}/{E} succeed ({run.train_seconds:.0f} s of training in shards)")
@@ -201,6 +203,7 @@ class Context(NamedTuple):
                     progress=bar,
                     log=log,
                     command=[self.command],
+                    overwrite=self.overwrite and _holds_another_run(self.runs_dir / name, config, hp, E),
                 )
             finally:
                 bar.close()
@@ -220,6 +223,17 @@ class Context(NamedTuple):
         run = runs.open_run(run_dir, proto.n_eval, proto.success_at)
         self.trained.append(run)
         return run
+
+
+def _holds_another_run(path: Path, config: TrainConfig, hparams: Hparams, members: int) -> bool:
+    """Whether `path` holds a run directory of another config, seed, hparams or members than this ensemble's (one
+    that `runs.train_run` would refuse without overwrite); False for a resumable run of this same ensemble."""
+    if not (path / CONFIG).exists():
+        return False
+    try:
+        return bool(same_run(load_meta(path), config, 0, hparams, np.arange(members)))
+    except StoreError:
+        return True
 
 
 def log(message: str) -> None:
@@ -248,7 +262,9 @@ def run_study(
             `takes_run`). options: network options (`study.options`). command: the command line to record (the
             CLI passes its own; from Python the equivalent `jaxrnn study` command is recorded). progress: progress
             bars on stderr. tasks: only these of the scale's tasks (studies whose scale sweeps tasks), in order.
-        overwrite: replace a `report.md` in `out` made at a larger scale (`SCALE_ORDER`); refused otherwise.
+        overwrite: replace a `report.md` in `out` made at a larger scale (`SCALE_ORDER`), and run directories of the
+            study that hold another config (e.g. another scale's); refused otherwise. A run of the same config is
+            still reused or resumed.
         shards: a `jaxrnn.shards.Shards`: train every ensemble as that many shards, one job each (waits and merges).
     Returns:
         The output directory.
@@ -299,7 +315,7 @@ def run_study(
     _ignore_runs(out, keep=scale == "paper")
     ctx = Context(
         study, scale, sc, members or sc.members, out, None if run is None else Path(run), options, command, progress, []
-    )._replace(shards=shards, shard_walls={})
+    )._replace(shards=shards, shard_walls={}, overwrite=overwrite)
     body = study.run(ctx)
     write_report(ctx, body, time.time() - t0)
     return out
