@@ -40,6 +40,10 @@ TREES = ("before", "after")
 TARGETS = {"rnn": "unchanged", "gru": "<= 1.5"}
 
 
+#: Seconds a worker may take before it is recorded as hung.
+WORKER_TIMEOUT = 600
+
+
 def _worker(spec: dict) -> dict:
     """Time `fit` of the jaxrnn found on PYTHONPATH, which must lie in `spec["tree"]`.
 
@@ -167,13 +171,20 @@ def main(argv=None) -> int:
     # each worker sets its tree's own CPU defaults, unless the caller chose XLA_FLAGS
     worker_env = {"XLA_FLAGS": user_xla_flags}
     results: dict[tuple, list[dict]] = {v: [] for v in variants}
+    hung = {v: 0 for v in variants}
     for r in range(rounds):
         for cell, tree in variants if r % 2 == 0 else variants[::-1]:
             spec = dict(
                 tree=str(trees[tree]), cell=cell, units=units, T=T, trials=trials, batch=batch, members=E,
                 epochs=epochs, repeats=repeats,
             )  # fmt: skip
-            res = C.run_worker(HERE, ["--_worker", json.dumps(spec)], env={**worker_env, "PYTHONPATH": spec["tree"]})
+            try:
+                env = {**worker_env, "PYTHONPATH": spec["tree"]}
+                res = C.run_worker(HERE, ["--_worker", json.dumps(spec)], env=env, timeout=WORKER_TIMEOUT)
+            except subprocess.TimeoutExpired:  # a worker that hangs is recorded as such, the others go on
+                hung[(cell, tree)] += 1
+                print(f"round {r + 1}/{rounds}, {cell} {tree}: no result within {WORKER_TIMEOUT} s (hung)", flush=True)
+                continue
             if "error" in res:
                 raise SystemExit(f"before_after: the {tree} {cell} worker failed: {' '.join(res['error'])}")
             results[(cell, tree)].append(res)
@@ -182,6 +193,9 @@ def main(argv=None) -> int:
     for cell, tree in variants:
         runs = results[(cell, tree)]
         ts = [t for res in runs for t in res["s_per_net_epoch"]]
+        if not ts:
+            rows.append(dict(cell=cell, tree=tree, source=_describe(trees[tree]), hung=hung[(cell, tree)]))
+            continue
         rows.append(
             dict(
                 cell=cell,
@@ -204,6 +218,9 @@ def main(argv=None) -> int:
     verdicts = []
     for cell in CELLS:
         before, after = (next(r for r in rows if r["cell"] == cell and r["tree"] == t) for t in TREES)
+        if "hung" in before or "hung" in after:
+            verdicts.append(f"- {cell}: no ratio (a variant hung in every round: no result within {WORKER_TIMEOUT} s)")
+            continue
         after.update(
             after_over_before_median=after["s_per_net_epoch_median"] / before["s_per_net_epoch_median"],
             after_over_before_min=after["s_per_net_epoch_min"] / before["s_per_net_epoch_min"],
