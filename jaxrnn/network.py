@@ -53,7 +53,7 @@ import numpy as np
 from jax import Array
 
 from jaxrnn import cells
-from jaxrnn.spec import INITS
+from jaxrnn.spec import INITS, check_number
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus, "sigmoid": jax.nn.sigmoid}
 DALE_METHODS = ("abs", "project")
@@ -114,12 +114,10 @@ class NetConfig:
             raise ValueError(f"network: alpha (dt/tau) must lie in (0, 1], got {self.alpha}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"network: unknown activation {self.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
-        if self.init not in INITS:
-            raise ValueError(f"network: unknown init {self.init!r}; allowed: {', '.join(INITS)}")
+        check_number("init", self.init, "network")
         if not cells.is_rate_rnn(self.cell):
             cells.check(self.cell, self.units, self.n_in)  # importable, a Flax cell, `units` features
-        if not 0.0 < self.e_fraction < 1.0:
-            raise ValueError(f"network: e_fraction must lie in (0, 1), got {self.e_fraction}")
+        check_number("e_fraction", self.e_fraction, "network")
         if not 0.0 <= self.sparsity < 1.0:
             raise ValueError(
                 f"network: sparsity (fraction of recurrent connections removed) must lie in [0, 1), got {self.sparsity}"

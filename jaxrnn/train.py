@@ -50,7 +50,6 @@ from jax import Array
 
 from jaxrnn import budget, cells
 from jaxrnn.network import (
-    INITS,
     NetConfig,
     Params,
     forward,
@@ -60,7 +59,7 @@ from jaxrnn.network import (
     project_constraints,
     recurrent_weights,
 )
-from jaxrnn.spec import NUMBERS, check_number
+from jaxrnn.spec import INITS, NUMBERS, check_number
 from jaxrnn.tasks import Task, Trial
 
 PROTOCOLS = ("paper", "online")
