@@ -41,8 +41,8 @@ PAPER_TRIALS, PAPER_BATCH, PAPER_EPOCHS = 15_000, 64, 20
 
 
 def train_module():
-    """The module jaxrnn.train."""
-    return importlib.import_module("jaxrnn.train")
+    """The module jaxrnn.training.train."""
+    return importlib.import_module("jaxrnn.training.train")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -276,7 +276,7 @@ def size_sweep(name: str, field: str, values, smoke_values, argv=None, doc: str 
     expected = "2 (matmuls N x N)" if field == "units" else "1 (a scan over T)"
     body = f"""
 Workload: AND task, one epoch of {base["trials"]} trials in batches of {base["batch"]}, E = {E} members, through
-`jaxrnn.train.fit`; {key} varies, the rest as in the table. Median (min) of {repeats} repeats; compile apart.
+`jaxrnn.training.train.fit`; {key} varies, the rest as in the table. Median (min) of {repeats} repeats; compile apart.
 `call_memory_mib`: arguments + outputs + temporaries of one compiled call of the whole chunk (XLA memory analysis).
 
 Growth: time ∝ {key}^p with p = {slope:.2f} over the sweep, {tail:.2f} between the two largest sizes

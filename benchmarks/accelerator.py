@@ -1,6 +1,6 @@
 """How fast does jaxrnn train on one accelerator (GPU), and what would issue 8's GPU targets cost there?
 
-Times `jaxrnn.train.fit` end to end on the first local accelerator (N = 50, never stopping early):
+Times `jaxrnn.training.train.fit` end to end on the first local accelerator (N = 50, never stopping early):
 
 1. `variants`: seconds per update and per network per epoch (the issue's epoch: 1,280 trials in batches of 128,
    T = 200, AND) vs the ensemble size E, for the hand-written backward pass (custom VJP, the default) and autodiff;
@@ -189,7 +189,7 @@ def run(smoke: bool = False, repeats: int | None = None, parts=tuple(PARTS), out
     # Each task's cell runs twice in the study (orthogonal and normal init), one after another.
     table_s = 2 * sum(r["cell_s_extrapolated"] for r in cell_rows)
     body = f"""
-All rows: `jaxrnn.train.fit` end to end on {env["device"]} (task generation, masks, early-stopping bookkeeping,
+All rows: `jaxrnn.training.train.fit` end to end on {env["device"]} (task generation, masks, early-stopping bookkeeping,
 host transfers included; threshold 0, so nothing stops early), one compiled call for the whole ensemble, median of
 {repeats} timed calls after a compiling one. `peak_mib`: the device's peak memory in use so far in this process
 (not reset between rows: it only grows). Wall time of this script: {time.perf_counter() - t0:.0f} s.

@@ -1,6 +1,6 @@
 """Does the package train as fast as before the Flax-cell refactor?
 
-Times `jaxrnn.train.fit` of two source trees on the same workload: "before" = commit 3c1374c (the code before the
+Times `jaxrnn.fit` of two source trees on the same workload: "before" = commit 3c1374c (the code before the
 refactor; its GRU is jaxrnn's own gated-cell code) and "after" = this checkout's working tree (its GRU is
 `flax.linen.GRUCell`, since 015dc1e). Workload: the AND task, T = 200, N = 50, E = 16, one epoch = 1,280 trials in
 batches of 128, threshold 0 (nobody stops early), `--epochs` epochs per `fit` call; cells: the rate RNN ("rnn", the
@@ -60,7 +60,7 @@ def _worker(spec: dict) -> dict:
 
     import jaxrnn
     from jaxrnn.tasks import make_task
-    from jaxrnn.train import TrainConfig, fit
+    from jaxrnn.training.train import TrainConfig, fit
 
     source = Path(jaxrnn.__file__).resolve()
     print(f"jaxrnn from {source}", flush=True)

@@ -1,6 +1,6 @@
 """How does the training time per network change with the ensemble size E?
 
-Times `jaxrnn.train.fit` end to end (AND task, N = 50, T = 200, one epoch = 1,280 trials in batches of 128) for
+Times `jaxrnn.training.train.fit` end to end (AND task, N = 50, T = 200, one epoch = 1,280 trials in batches of 128) for
 E in {1, 4, 16, 64, 256}; reports seconds per network per epoch (median and min of repeats), compile time apart,
 GFLOP/s achieved and the fraction of the best matmul rate measured in the same run, and the largest E that fits
 one compiled call in memory. `--paper-epoch` adds the 2019 paper's epoch (15,000 trials, batch 64) at
@@ -82,7 +82,7 @@ def run(smoke: bool = False, repeats: int | None = None, paper_epoch: bool = Fal
             )
             print(rows[-1], flush=True)
     body = f"""
-Workload: AND task, N = {units}, T = {T}, full BPTT, fp32, Adam, timed through `jaxrnn.train.fit` (task generation,
+Workload: AND task, N = {units}, T = {T}, full BPTT, fp32, Adam, timed through `jaxrnn.fit` (task generation,
 masks, early stopping (threshold 0: never triggers), chunking, host transfers included). `s_per_net_epoch` = time
 of one epoch of the whole ensemble / E; median (min) of {repeats} repeats after a compile call (E >= 64: 1 repeat).
 `compile_s` = first call - median. GFLOP/s counts matmul FLOPs of forward + backward (3 x 2·T·N·(N+n_in+n_out)

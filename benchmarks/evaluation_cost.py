@@ -1,4 +1,4 @@
-"""Cost of the held-out evaluation: `jaxrnn.evaluate.evaluate` of E members on K trials (compiled once, then timed).
+"""Cost of the held-out evaluation: `jaxrnn.evaluate` of E members on K trials (compiled once, then timed).
 
 Used to check that the success rule (the band rules and the accuracy at every tolerance of the sensitivity view)
 adds little to the forward pass: run it with the code before and after a change, interleaved, on a quiet machine,
@@ -27,9 +27,9 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
 
     import jaxrnn
-    from jaxrnn.evaluate import evaluate
     from jaxrnn.tasks import make_task
-    from jaxrnn.train import TrainConfig, init_ensemble
+    from jaxrnn.training.evaluate import evaluate
+    from jaxrnn.training.train import TrainConfig, init_ensemble
 
     cfg = TrainConfig(make_task(args.task), units=args.units)
     params = init_ensemble(cfg, 0, np.arange(args.members)).params

@@ -2,8 +2,8 @@
 time apart.
 
 The sweep: time reproduction (N = 50, T = 300), learning rate × delay (3 × 4 = 12 points), R = 8 members per point,
-2 epochs of 640 trials in batches of 64, through `jaxrnn.train.fit`. The grid is one TrainConfig with per-member
-lr and delay (`jaxrnn.grid.Grid`): one compiled program. The separate ensembles are one TrainConfig per point (the
+2 epochs of 640 trials in batches of 64, through `jaxrnn.fit`. The grid is one TrainConfig with per-member
+lr and delay (`Grid`): one compiled program. The separate ensembles are one TrainConfig per point (the
 delay in the task, the lr in Hparams), as jaxrnn had to train sweeps before: one program per delay. For each, the
 first call includes compilation; `--repeats` more calls (other seeds) time the training alone; compile = first call
 minus the median of the others.
@@ -26,8 +26,8 @@ def main(argv=None) -> int:
     import _common as C
     import numpy as np
 
-    from jaxrnn.grid import Grid
     from jaxrnn.tasks import make_task
+    from jaxrnn.training.grid import Grid
 
     p = C.parser(NAME, __doc__.splitlines()[0])
     p.add_argument("--members", type=int, default=None, help="members per point (default 8, smoke 2)")
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     body = f"""
 Sweep: time reproduction, N = {units}, T = {cfg.task.T}, learning rate {list(lrs)} × delay {list(delays)} = {K}
 points, {R} members per point ({grid.members} networks), {cfg.epochs} epoch(s) of {cfg.n_train} trials in batches of
-{cfg.batch_size}, through `jaxrnn.train.fit`, in one process: the grid first, then the separate ensembles. First
+{cfg.batch_size}, through `jaxrnn.fit`, in one process: the grid first, then the separate ensembles. First
 call = compile + train; training = median of {repeats} more calls (other seeds). The separate ensembles need one
 compiled program per delay (the lr is data in both), {len(delays)} here.
 

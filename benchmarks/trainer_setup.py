@@ -97,7 +97,7 @@ def main(argv=None) -> int:
         )
     body = f"""
 Workload: AND task, N = {units}, T = {T}, one epoch of {trials} trials in batches of {batch}, E = {E} members,
-through `jaxrnn.train.fit`. Each variant in its own process; {rounds} interleaved round(s) x {repeats} timed
+through `jaxrnn.training.train.fit`. Each variant in its own process; {rounds} interleaved round(s) x {repeats} timed
 repeats after a compile call; seconds per network per epoch. `speedup_vs_plain_jax`: relative to JAX's defaults
 with autodiff. tcmalloc preloaded: {_platform.tcmalloc_loaded()} (optional: LD_PRELOAD={_platform.tcmalloc_path()}).
 """

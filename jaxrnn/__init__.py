@@ -2,12 +2,12 @@
 
 from jaxrnn._platform import configure
 from jaxrnn._version import __version__ as __version__
-from jaxrnn.evaluate import Evaluation, evaluate, wilson_interval
-from jaxrnn.network import NetConfig, effective_params, forward, init_params
+from jaxrnn.cells.network import NetConfig, effective_params, forward, init_params
 from jaxrnn.runs import open_run, train_run
-from jaxrnn.store import Run
+from jaxrnn.runs.store import Run
 from jaxrnn.tasks import TASKS, Task, Trial, make_task
-from jaxrnn.train import Ensemble, Hparams, TrainConfig, fit, make_train, member, member_keys, train_member
+from jaxrnn.training.evaluate import Evaluation, evaluate, wilson_interval
+from jaxrnn.training.train import Ensemble, Hparams, TrainConfig, fit, make_train, member, member_keys, train_member
 
 __all__ = [
     "TASKS",

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrnn import budget, spec  # no JAX at import: the memory checks and the numbers' definitions
+from jaxrnn import spec  # no JAX at import: the memory checks and the numbers' definitions
+from jaxrnn.training import budget
 
 EXIT_ERROR = 2
 _PROG = "jaxrnn"
@@ -190,7 +191,7 @@ def _cmd_tasks(args) -> int:
 
 def _train_config(args):
     """Task, TrainConfig and Hparams from the train arguments (validated; no compilation)."""
-    from jaxrnn.train import Hparams, TrainConfig
+    from jaxrnn.training.train import Hparams, TrainConfig
 
     task = _make_task(args.task, args.param)
     config = TrainConfig(
@@ -303,7 +304,7 @@ def _grid(args, task):
     also given as its own option (`--lr`) or task parameter (`--param`) is refused: the axis would override it."""
     if not args.grid:
         return None
-    from jaxrnn.grid import Grid, parse_axis
+    from jaxrnn.training.grid import Grid, parse_axis
 
     grid = Grid(tuple(parse_axis(text, task) for text in args.grid), args.members).check(task)
     params = parse_params(args.task, args.param)
@@ -362,14 +363,14 @@ _SHARD_OPTIONS = ("executor", "partition", "time", "cpus_per_task", "gpus_per_ta
 
 
 def _shards(args):
-    """The `jaxrnn.shards.Shards` of `--shards K --executor ...`, or None without --shards (validated; a shard
+    """The `jaxrnn.runs.shards.Shards` of `--shards K --executor ...`, or None without --shards (validated; a shard
     option without --shards is refused)."""
     given = [k for k in _SHARD_OPTIONS if getattr(args, k, None) not in (None, False, [])]
     if getattr(args, "shards", None) is None:
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')}: needs --shards K")
         return None
-    from jaxrnn.shards import Shards, parse_sbatch
+    from jaxrnn.runs.shards import Shards, parse_sbatch
 
     return Shards(
         count=args.shards,
@@ -386,8 +387,8 @@ def _shards(args):
 
 
 def _train_sharded(args, config, hparams, grid, sharding) -> int:
-    """`jaxrnn train ... --shards K`: submit the shards, wait and merge (`jaxrnn.shards.train_sharded`)."""
-    from jaxrnn import shards
+    """`jaxrnn train ... --shards K`: submit the shards, wait and merge (`jaxrnn.runs.shards.train_sharded`)."""
+    from jaxrnn.runs import shards
 
     try:
         run = shards.train_sharded(
@@ -412,7 +413,7 @@ def _train_sharded(args, config, hparams, grid, sharding) -> int:
 
 
 def _cmd_merge(args) -> int:
-    from jaxrnn import shards
+    from jaxrnn.runs import shards
 
     try:
         if args.wait:
@@ -477,14 +478,14 @@ def _seconds(x: float) -> str:
 
 def _rows(run) -> list[dict]:
     """members.csv's rows of a run, from its ensemble and stored evaluation."""
-    from jaxrnn import store
+    from jaxrnn.runs import store
 
     return store.members_table(run.ensemble, run.evaluation, run.seed, run.grid)
 
 
 def _print_summary(run) -> None:
     """The end-of-training table: success with its Wilson interval, distance, MSE, stops, timing, device."""
-    from jaxrnn.evaluate import wilson_interval
+    from jaxrnn.training.evaluate import wilson_interval
 
     cfg, meta, run_dir = run.config, run.meta, run.path
     rows = _rows(run)
@@ -552,7 +553,7 @@ def _print_summary(run) -> None:
 
 def _print_cells(run) -> None:
     """One row per grid cell: its values, members, success rate with its Wilson interval, median distance."""
-    from jaxrnn.evaluate import wilson_interval
+    from jaxrnn.training.evaluate import wilson_interval
 
     names = run.grid.names
     ev = run.evaluation
@@ -595,7 +596,8 @@ def _print_members(rows: list[dict]) -> None:
 
 
 def _cmd_evaluate(args) -> int:
-    from jaxrnn import runs, store
+    from jaxrnn import runs
+    from jaxrnn.runs import store
 
     budget.check_evaluate(args.run_dir, args.trials)  # from config.json, before the run's arrays are loaded
     # the stored evaluation is not read: this command rewrites it, also when it is damaged or outdated
@@ -677,7 +679,7 @@ def _print_facts(meta: dict, run_dir) -> None:
 
 
 def _cmd_show(args) -> int:
-    from jaxrnn import store
+    from jaxrnn.runs import store
 
     meta = store.load_meta(args.run_dir)
     _print_facts(meta, args.run_dir)
@@ -707,7 +709,7 @@ def _one_per_condition(condition, k: int):
 def _member_trials(run, i: int, k: int):
     """The `k` trials `jaxrnn plot` draws for the member at position `i` of `run`, and its outputs on them.
 
-    The trials are held-out trials (`jaxrnn.evaluate.heldout_trials`, the keys of the run's evaluation seed) sampled
+    The trials are held-out trials (`evaluate.heldout_trials`, the keys of the run's evaluation seed) sampled
     with that member's own task params when the run varies them per member (a grid over delay, say), else with the
     task's; of a pool of max(64, k), the first of each condition comes first (`_one_per_condition`). The member's
     trained network (its own parameters; the forward pass is the run's) is run on them.
@@ -718,9 +720,9 @@ def _member_trials(run, i: int, k: int):
     """
     import jax
 
-    from jaxrnn.evaluate import heldout_trials
-    from jaxrnn.network import outputs
-    from jaxrnn.train import resolve
+    from jaxrnn.cells.network import outputs
+    from jaxrnn.training.evaluate import heldout_trials
+    from jaxrnn.training.train import resolve
 
     task, n, seed = run.config.task, max(64, k), int(run.evaluation_settings.get("seed", 0))
     if run.hparams.task:
@@ -737,9 +739,10 @@ def _member_trials(run, i: int, k: int):
 
 
 def _cmd_plot(args) -> int:
-    from jaxrnn import runs, store
-    from jaxrnn.network import require_rate_rnn
+    from jaxrnn import runs
+    from jaxrnn.cells.network import require_rate_rnn
     from jaxrnn.plots import run as plots
+    from jaxrnn.runs import store
 
     run = store.load_run(args.run_dir)
     budget.check_plot(run, args.trials)  # before any trial is made or drawn
@@ -818,7 +821,7 @@ def _cmd_sample(args) -> int:
 
     import jax
 
-    from jaxrnn import store
+    from jaxrnn.runs import store
 
     keys = jax.random.split(jax.random.key(args.seed), args.trials)
     trials = jax.jit(jax.vmap(task.sample))(keys)
@@ -848,14 +851,14 @@ def _cmd_study(args) -> int:
     options = {k: getattr(args, k) for k in ("dale", "e_fraction", "sparsity", "cell")}
     options = {k: v for k, v in options.items() if v is not None}
     if options:  # validate before anything trains (NetConfig names the bad field)
-        from jaxrnn.network import NetConfig
+        from jaxrnn.cells.network import NetConfig
 
         NetConfig(n_in=1, n_out=1, units=50, **{k: v for k, v in options.items()})
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
     budget.check_study(STUDIES[args.name], args.scale, args.members, tasks, options, run=args.run)  # before writing
     sharding = _shards(args)
     if sharding is not None:  # every ensemble of the study is trained as shards (`Context.train`)
-        from jaxrnn import shards
+        from jaxrnn.runs import shards
 
         E = args.members or STUDIES[args.name].scales[args.scale].members
         shards.split(E, sharding.count)  # K <= the members per condition, the smallest ensemble

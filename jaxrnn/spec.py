@@ -1,7 +1,7 @@
 """The per-member training numbers: their types and the values they accept, defined once (no JAX here).
 
-`NUMBERS` is what `jaxrnn.train.Hparams` may set per member, what `jaxrnn.train.resolve` and `TrainConfig` check,
-what a grid (`jaxrnn.grid`, `--grid`) may sweep, and what the command line's options of the same names parse.
+`NUMBERS` is what `jaxrnn.Hparams` may set per member, what `train.resolve` and `TrainConfig` check,
+what a grid (`jaxrnn.training.grid`, `--grid`) may sweep, and what the command line's options of the same names parse.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-#: The recurrent init laws (`jaxrnn.network.init_recurrent`), by name; a member's law is traced as an index here.
+#: The recurrent init laws (`jaxrnn.cells.network.init_recurrent`), by name; a member's law is traced as an index here.
 INITS = ("orthogonal", "normal")
 
 
@@ -24,7 +24,7 @@ class Number(NamedTuple):
 
 
 #: Every number that may differ between the members of one compiled program (the Hparams fields but `task`) and the
-#: values it accepts: the one definition that `resolve`, TrainConfig, grids (`jaxrnn.grid`) and `--grid` check with.
+#: values it accepts: the one definition that `resolve`, TrainConfig, grids (`training.grid`) and `--grid` check with.
 NUMBERS: dict[str, Number] = {
     "lr": Number(float, lambda v: v > 0, "> 0"),
     "gain": Number(float, lambda v: v > 0, "> 0"),

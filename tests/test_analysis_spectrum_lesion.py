@@ -8,9 +8,9 @@ import pytest
 from jaxrnn.analysis import spectrum
 from jaxrnn.analysis.lesion import MODES, lesion_curves, lesion_ensemble, lesion_masks
 from jaxrnn.analysis.spectrum import eigenvalues, henrici_index, spectral_summary, spectral_table
-from jaxrnn.evaluate import evaluate_on, heldout_trials
-from jaxrnn.network import NetConfig, init_params
+from jaxrnn.cells.network import NetConfig, init_params
 from jaxrnn.tasks import make_task
+from jaxrnn.training.evaluate import evaluate_on, heldout_trials
 
 FRACTIONS = np.linspace(0, 1, 11)
 

@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from jaxrnn import budget, cells, cli, runs, store
-from jaxrnn.network import forward, init_params, recurrent_weights, require_rate_rnn
+from jaxrnn import cells, cli, runs
+from jaxrnn.cells.network import forward, init_params, recurrent_weights, require_rate_rnn
+from jaxrnn.runs import store
 from jaxrnn.tasks import make_task
-from jaxrnn.train import Hparams, TrainConfig, fit, member
+from jaxrnn.training import budget
+from jaxrnn.training.train import Hparams, TrainConfig, fit, member
 
 REFERENCE = Path(__file__).parent / "data" / "rate_rnn_reference.npz"
 TASK = make_task("and", T=40, pulse_start=5, response_start=25)

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from jaxrnn import store
 from jaxrnn.cli import main
+from jaxrnn.runs import store
 from jaxrnn.tasks import TASKS
 
 AND = ["--param", "T=60", "--param", "pulse_start=5", "--param", "response_start=40"]
@@ -201,7 +201,7 @@ E2 = ["--members", "2", "--seed", "1"]
 def existing_run(tmp_path):
     """A finished run directory written by `jaxrnn train and TINY E2 --out run` (built in-process, no training)."""
     from jaxrnn.cli import _train_config, build_parser
-    from jaxrnn.train import Ensemble
+    from jaxrnn.training.train import Ensemble
 
     args = build_parser().parse_args(["train", "and", *TINY, *E2, "--out", "run"])
     config, hp = _train_config(args)

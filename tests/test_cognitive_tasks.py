@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrnn.evaluate import evaluate
 from jaxrnn.tasks import TASKS, make_task
-from jaxrnn.train import Hparams, TrainConfig, fit
+from jaxrnn.training.evaluate import evaluate
+from jaxrnn.training.train import Hparams, TrainConfig, fit
 
 KEY = jax.random.key(0)
 NAMES = ("perceptual_dm", "context_dm", "dms", "pwm", "and_or_context")

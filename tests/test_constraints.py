@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.network import (
+from jaxrnn.cells.network import (
     NetConfig,
     effective_params,
     forward,
@@ -18,7 +18,7 @@ from jaxrnn.network import (
     recurrent_weights,
 )
 from jaxrnn.tasks import make_task
-from jaxrnn.train import Hparams, TrainConfig, fit, make_loss, penalties, resolve, switches
+from jaxrnn.training.train import Hparams, TrainConfig, fit, make_loss, penalties, resolve, switches
 
 TASK = make_task("and", T=40, pulse_start=5, response_start=25)
 
@@ -339,8 +339,8 @@ def test_dale_and_ensemble_learns():
     (the all-zero answer)."""
     import time
 
-    from jaxrnn.evaluate import evaluate
-    from jaxrnn.train import Hparams
+    from jaxrnn.training.evaluate import evaluate
+    from jaxrnn.training.train import Hparams
 
     cfg = TrainConfig(make_task("and"), epochs=8, n_train=3200, dale=True, alpha=0.2)
     t = time.perf_counter()

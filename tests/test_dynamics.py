@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxrnn.analysis import cube, invariance, similarity, states
-from jaxrnn.network import NetConfig, init_params
+from jaxrnn.cells.network import NetConfig, init_params
 
 # ------------------------------------------------------------------------------------------------------------------
 # PCA

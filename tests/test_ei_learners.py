@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from jaxrnn.network import NetConfig
+from jaxrnn.cells.network import NetConfig
 from jaxrnn.studies import ei_spectrum
 
 N, ALPHA, EPOCHS = 20, 0.2, 5

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn import train as train_module
-from jaxrnn.network import NetConfig, forward, forward_batch, init_params
+from jaxrnn.cells.network import NetConfig, forward, forward_batch, init_params
 from jaxrnn.tasks import make_task
+from jaxrnn.training import train as train_module
 
 E, B, T = 3, 4, 20
 

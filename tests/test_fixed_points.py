@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxrnn.analysis import fixed_points
-from jaxrnn.network import ACTIVATIONS, NetConfig, init_params
+from jaxrnn.cells.network import ACTIVATIONS, NetConfig, init_params
 
 W_SLOW = 1.001  # tanh(w y) = y with w just above 1: fixed points 0, ±y*, Jacobian eigenvalues w sech²(w y) near 1
 

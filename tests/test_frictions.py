@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from jaxrnn import runs, store
+from jaxrnn import runs
 from jaxrnn.cli import main
-from jaxrnn.grid import Grid
 from jaxrnn.plots import run as plots
+from jaxrnn.runs import store
 from jaxrnn.studies import STUDIES, run_study
 from jaxrnn.studies.base import Protocol, Scale, Study, default_out, report_scale
 from jaxrnn.tasks import make_task
-from jaxrnn.train import Hparams, TrainConfig, fit
+from jaxrnn.training.grid import Grid
+from jaxrnn.training.train import Hparams, TrainConfig, fit
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 CPU_REPORT = "# A study\n\n## What was run\n\n- scale: **cpu**. Reduced.\n"
@@ -242,7 +243,7 @@ def test_commands_name_the_process_training_a_run(tmp_path, capsys):
     config = _tiny_and()
     store.write_config(run_dir, store.run_meta(config, seed=0, hparams=Hparams(), members=np.arange(2), complete=False))
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from jaxrnn import store; import time\nwith store.locked({str(run_dir)!r}): "
+        [sys.executable, "-c", f"from jaxrnn.runs import store; import time\nwith store.locked({str(run_dir)!r}): "
          "print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -9,13 +9,12 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrnn import store
-from jaxrnn import train as train_module
 from jaxrnn.cli import main
-from jaxrnn.grid import Grid, parse_axis
-from jaxrnn.runs import train_run
+from jaxrnn.runs import store, train_run
 from jaxrnn.tasks import make_task
-from jaxrnn.train import Hparams, TrainConfig, fit, resolve
+from jaxrnn.training import train as train_module
+from jaxrnn.training.grid import Grid, parse_axis
+from jaxrnn.training.train import Hparams, TrainConfig, fit, resolve
 
 TASK = dict(T=80, pulse_start=5)
 SIZES = dict(units=8, epochs=2, batch_size=4, n_train=16)
@@ -91,7 +90,7 @@ def test_numbers_set_through_the_config_reuse_the_compiled_program(caplog):
 def test_evaluating_tasks_that_differ_in_traced_params_compiles_nothing_new(caplog):
     """Held-out trials and metrics of a task whose delay differs reuse the programs compiled for the first task, and
     score the second task's own trials (equal to programs compiled for it afresh)."""
-    from jaxrnn.evaluate import _PROGRAMS, evaluate, heldout_trials
+    from jaxrnn.training.evaluate import _PROGRAMS, evaluate, heldout_trials
 
     cfg = TrainConfig(time_task(delay=10), **SIZES)
     params = train_module.init_ensemble(cfg, 0, range(2)).params

@@ -11,15 +11,17 @@ import pytest
 
 matplotlib.use("Agg")
 
-from jaxrnn import store  # noqa: E402
+from jaxrnn.cells.network import outputs  # noqa: E402
 from jaxrnn.cli import _member_trials, _one_per_condition, main  # noqa: E402
-from jaxrnn.evaluate import heldout_trials  # noqa: E402
-from jaxrnn.grid import Grid  # noqa: E402
-from jaxrnn.network import outputs  # noqa: E402
 from jaxrnn.plots import run as plots  # noqa: E402
-from jaxrnn.runs import train_run  # noqa: E402
+from jaxrnn.runs import (
+    store,  # noqa: E402
+    train_run,  # noqa: E402
+)
 from jaxrnn.tasks import make_task  # noqa: E402
-from jaxrnn.train import Hparams, TrainConfig  # noqa: E402
+from jaxrnn.training.evaluate import heldout_trials  # noqa: E402
+from jaxrnn.training.grid import Grid  # noqa: E402
+from jaxrnn.training.train import Hparams, TrainConfig  # noqa: E402
 
 TASK = dict(T=80, pulse_start=5)
 SIZES = dict(units=8, epochs=1, batch_size=4, n_train=16)

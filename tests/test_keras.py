@@ -21,11 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn import reference, store
-from jaxrnn.evaluate import heldout_trials
+from jaxrnn import reference
+from jaxrnn.cells.network import NetConfig, init_recurrent, outputs
 from jaxrnn.interop.keras import KerasError, export_keras, import_keras, read_keras
-from jaxrnn.network import NetConfig, init_recurrent, outputs
+from jaxrnn.runs import store
 from jaxrnn.tasks import make_task
+from jaxrnn.training.evaluate import heldout_trials
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = Path(reference.root())  # package data in a source or wheel install (a real folder)
@@ -245,7 +246,7 @@ def test_reference_network_succeeds_under_the_success_rule(name):
     Measured (512 trials; flip-flop 3: 128): accuracy 0.99-1.00, distance / zero output's 0.09-0.43; the smallest
     tolerance at which each still scores >= 90%: AND 0.1-0.15, OR 0.2, NOT 0.1, flip-flop 0.15, time reproduction
     0.2, 3-bit flip-flop 0.2."""
-    from jaxrnn.evaluate import evaluate
+    from jaxrnn.training.evaluate import evaluate
 
     if name in REFERENCE_NETS:
         task_name, params, _ = REFERENCE_NETS[name]
@@ -460,7 +461,7 @@ ORIGINAL_EI = dict(dale=True, dale_method="project", dale_axis="post", e_fractio
 
 def _keras_replay(cfg, params_init: dict, member_key, lr: float) -> dict[str, np.ndarray]:
     """Train a Keras 3 SimpleRNN + Dense from `params_init` (one network, math orientation) on the batches that
-    `jaxrnn.train.fit` gives the member of `member_key`, in the same order; return its parameters (math orientation).
+    `jaxrnn.fit` gives the member of `member_key`, in the same order; return its parameters (math orientation).
 
     Adam with `InverseTimeDecay(lr, decay_steps=1, decay_rate=cfg.decay)` (Keras 2's legacy decay), eps `cfg.eps`,
     `global_clipnorm` for `cfg.clip_norm` (Keras 3's `clipnorm` clips each variable alone), MSE; Dale's "project"
@@ -468,8 +469,8 @@ def _keras_replay(cfg, params_init: dict, member_key, lr: float) -> dict[str, np
     """
     import keras
 
-    from jaxrnn.network import dale_signs
-    from jaxrnn.train import epoch_trial_keys
+    from jaxrnn.cells.network import dale_signs
+    from jaxrnn.training.train import epoch_trial_keys
 
     net = cfg.net
     if net.dale:
@@ -527,7 +528,7 @@ def test_trainer_equals_keras_replay(case, monkeypatch):
         pytest.skip(f"the replay needs KERAS_BACKEND=jax, got {keras.backend.backend()!r}")
     import optax
 
-    from jaxrnn import train as train_module
+    from jaxrnn.training import train as train_module
 
     extra = ORIGINAL_EI | dict(clip_norm=0.05) if case == "original_ei" else {}
     cfg = train_module.TrainConfig(make_task("and", **REPLAY_TASK), **REPLAY, **extra)

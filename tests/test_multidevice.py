@@ -16,7 +16,7 @@ _WORKER = textwrap.dedent(
     import json, sys
     import jax, numpy as np
     from jaxrnn.tasks import make_task
-    from jaxrnn import train as tr
+    from jaxrnn.training import train as tr
     cfg = tr.TrainConfig(make_task("and", T=30, pulse_start=2, response_start=25), units=8, epochs=2, batch_size=4,
                          n_train=8)
     ens = tr.fit(cfg, 0, range(4))
@@ -72,8 +72,8 @@ def test_default_chunk_is_a_multiple_of_the_devices_and_cache_sized():
 
     import jax
 
-    from jaxrnn import train as tr
     from jaxrnn.tasks import make_task
+    from jaxrnn.training import train as tr
 
     cfg = tr.TrainConfig(make_task("and"), units=50)
     n_dev = jax.local_device_count()
@@ -97,7 +97,7 @@ _DIST_WORKER = textwrap.dedent(
         jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=n, process_id=pid, initialization_timeout=300)
     import numpy as np
     from jaxrnn.tasks import make_task
-    from jaxrnn import train as tr
+    from jaxrnn.training import train as tr
     cfg = tr.TrainConfig(make_task("and", T=30, pulse_start=2, response_start=25), units=8, epochs=2, batch_size=4,
                          n_train=8)
     seen = []  # the members this process trains (the callback sees only its own)

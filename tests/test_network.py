@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.network import (
+from jaxrnn.cells.network import (
     ACTIVATIONS,
     NetConfig,
     euler_step,

@@ -1,4 +1,4 @@
-"""Sharded ensembles (`jaxrnn.shards`): a grid split into 3 shards trained as jobs through submitit's local executor
+"""Sharded ensembles (`runs.shards`): a grid split into 3 shards trained as jobs through submitit's local executor
 (always) and a one-node Slurm (where one can start: `slurm` fixture), merged, equals the unsharded run member by
 member; resubmission of what is not complete; failures named with their log; bad input refused before anything runs.
 """
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxrnn import _platform, shards, store
+from jaxrnn import _platform
 from jaxrnn.cli import main
+from jaxrnn.runs import shards, store
 
 pytest.importorskip("submitit")
 
@@ -97,9 +98,9 @@ def test_split_is_contiguous_and_cell_major():
 
 def test_a_shard_of_a_grid_gets_its_members_values(tmp_path):
     from jaxrnn import runs
-    from jaxrnn.grid import Grid
     from jaxrnn.tasks import make_task
-    from jaxrnn.train import Hparams, TrainConfig
+    from jaxrnn.training.grid import Grid
+    from jaxrnn.training.train import Hparams, TrainConfig
 
     task = make_task("time_reproduction")
     grid = Grid.of(task, repeats=2, lr=(1e-3, 3e-3), delay=(20, 60, 100))

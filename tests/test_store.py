@@ -11,11 +11,12 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrnn import runs, store
-from jaxrnn.evaluate import RULE, TOLERANCES, Evaluation, evaluate
-from jaxrnn.store import StoreError
+from jaxrnn import runs
+from jaxrnn.runs import store
+from jaxrnn.runs.store import StoreError
 from jaxrnn.tasks import TASKS, make_task
-from jaxrnn.train import Hparams, TrainConfig, fit, init_ensemble, member
+from jaxrnn.training.evaluate import RULE, TOLERANCES, Evaluation, evaluate
+from jaxrnn.training.train import Hparams, TrainConfig, fit, init_ensemble, member
 
 TINY = dict(units=8, epochs=3, batch_size=4, n_train=16)
 HP = Hparams(lr=1e-3, gain=1.0)
@@ -249,7 +250,7 @@ def test_npz_written_by_store_has_no_pickles(run_dir):
 
 def test_effective_weights_are_the_one_explicit_way(tmp_path, trained):
     """A Dale + sparsity run stores the free W_rec; `Run.effective` gives |W|·D ⊙ M, what analyses must see."""
-    from jaxrnn.network import effective_params
+    from jaxrnn.cells.network import effective_params
 
     cfg = tiny(dale=True, sparsity=0.5)
     ens = fit(cfg, SEED, MEMBERS, HP)
@@ -265,7 +266,7 @@ def test_effective_weights_are_the_one_explicit_way(tmp_path, trained):
 
 _HOLD = """
 import sys, time
-from jaxrnn import store
+from jaxrnn.runs import store
 with store.locked(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from jaxrnn.analysis.lesion import lesion_ensemble
-from jaxrnn.evaluate import evaluate
-from jaxrnn.network import NetConfig
-from jaxrnn.store import load_run
+from jaxrnn.cells.network import NetConfig
+from jaxrnn.runs.store import load_run
 from jaxrnn.studies import SCALES, STUDIES, Study, ei_spectrum, memory, run_study, spectral_migration, success_table
 from jaxrnn.studies import lesion as lesion_study
+from jaxrnn.training.evaluate import evaluate
 
 ORDER = ("success_table", "spectral_migration", "lesion", "memory_delay", "memory_size")
 
@@ -361,7 +361,7 @@ def _cli(*args, cwd, **kw):
 #: a kill in the middle of training at a chosen moment, whatever the machine's speed.
 _KILL_AFTER_FIRST_CHECKPOINT = """
 import os, signal, sys
-from jaxrnn import store
+from jaxrnn.runs import store
 save = store.save_checkpoint
 def save_then_die(*args, **kwargs):
     save(*args, **kwargs)

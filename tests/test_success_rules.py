@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.evaluate import DISTANCE_RATIO, heldout_trials
 from jaxrnn.tasks import TASKS, make_task
+from jaxrnn.training.evaluate import DISTANCE_RATIO, heldout_trials
 
 N_TRIALS = 64
 DECISIONS = ("perceptual_dm", "context_dm", "dms", "pwm")
@@ -180,7 +180,7 @@ def test_the_old_rule_accepted_some_of_the_rejected(name):
 def test_member_success_needs_a_distance_well_below_the_zero_output():
     """A member succeeds only when it is finite, >= 90% of its trials are correct and its mean distance is at most
     DISTANCE_RATIO x the zero output's on the same trials."""
-    from jaxrnn.evaluate import TOLERANCES, _evaluation
+    from jaxrnn.training.evaluate import TOLERANCES, _evaluation
 
     E, K = 4, len(TOLERANCES)
     zero = np.full(E, 2.0)

@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn.evaluate import evaluate, evaluate_on, heldout_trials
-from jaxrnn.network import NetConfig, init_params
+from jaxrnn.cells.network import NetConfig, init_params
 from jaxrnn.tasks import TASKS, make_task
+from jaxrnn.training.evaluate import evaluate, evaluate_on, heldout_trials
 
 KEY = jax.random.key(0)
 

@@ -9,9 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxrnn.evaluate import evaluate
 from jaxrnn.tasks import make_task
-from jaxrnn.train import Hparams, TrainConfig, compiled, fit, keras_adam, member, train_member
+from jaxrnn.training.evaluate import evaluate
+from jaxrnn.training.train import Hparams, TrainConfig, compiled, fit, keras_adam, member, train_member
 
 TINY = dict(units=8, epochs=3, batch_size=4, n_train=16)
 
@@ -88,7 +88,7 @@ def test_early_stop_freezes_one_member():
 def test_diverged_member_is_frozen_and_others_untouched():
     cfg = tiny()
     ref = fit(cfg, 0, range(3))
-    from jaxrnn.train import init_ensemble
+    from jaxrnn.training.train import init_ensemble
 
     state = init_ensemble(cfg, 0, np.arange(3))
     state.params["W_rec"][1, 0, 0] = np.nan

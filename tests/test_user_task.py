@@ -19,12 +19,13 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from jaxrnn import cli, runs, store
-from jaxrnn.evaluate import evaluate
-from jaxrnn.store import StoreError
+from jaxrnn import cli, runs
+from jaxrnn.runs import store
+from jaxrnn.runs.store import StoreError
 from jaxrnn.tasks import TASKS, make_task, task_class, task_source
 from jaxrnn.tasks.gates import And
-from jaxrnn.train import TrainConfig
+from jaxrnn.training.evaluate import evaluate
+from jaxrnn.training.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "tests" / "data" / "user_task.py"

@@ -27,7 +27,7 @@ import numpy as np
 from jax import Array
 
 from jaxrnn.analysis.states import Projection, fit_pca, project, states
-from jaxrnn.network import NetConfig, Params
+from jaxrnn.cells.network import NetConfig, Params
 
 
 class CubeSequence(NamedTuple):

@@ -54,7 +54,7 @@ import optax
 from jax import Array
 
 from jaxrnn.analysis.spectrum import by_modulus, n_outside
-from jaxrnn.network import (
+from jaxrnn.cells.network import (
     ACTIVATIONS,
     NetConfig,
     Params,
@@ -72,7 +72,7 @@ LEARNING_RATES = (0.0, 1e-3, 3e-3, 1e-2)
 _HALVINGS = 20  # damped Newton: step sizes 1, 1/2, ..., 2^-19
 _ARMIJO = 1e-4  # sufficient decrease: q(h + t d) <= (1 - _ARMIJO t) q(h)
 
-#: float64 host activations and their derivatives, for `HostMap`: the same functions as `jaxrnn.network.ACTIVATIONS`,
+#: float64 host activations and their derivatives, for `HostMap`: the same functions as `network.ACTIVATIONS`,
 #: in numpy because the polish needs float64 (‖F(h) − h‖ ≈ 1e-15 · ‖h‖) and JAX computes in float32 unless x64 is
 #: switched on for the whole process (`jax_enable_x64`, which would change every other program).
 _HOST_ACT: dict[str, tuple[Callable, Callable]] = {
@@ -129,7 +129,7 @@ class FixedPoints(NamedTuple):
 
 
 def network_map(params: Params, cfg: NetConfig, x: Array | None = None) -> Callable[[Array], Array]:
-    """F: (N,) -> (N,), one step of the network (`jaxrnn.network.euler_step`) with constant input x (n_in,), zero
+    """F: (N,) -> (N,), one step of the network (`jaxrnn.cells.network.euler_step`) with constant input x (n_in,), zero
     when None."""
     require_rate_rnn(cfg, "fixed-point analysis")
     act = ACTIVATIONS[cfg.activation]
@@ -139,7 +139,7 @@ def network_map(params: Params, cfg: NetConfig, x: Array | None = None) -> Calla
 
 
 def network_jacobian(params: Params, cfg: NetConfig, x: Array | None = None) -> Callable[[Array], Array]:
-    """dF/dh: (N,) -> (N, N) of `network_map`, analytic (`jaxrnn.network.step_jacobian`): (1 − a) I + a ·
+    """dF/dh: (N,) -> (N, N) of `network_map`, analytic (`jaxrnn.cells.network.step_jacobian`): (1 − a) I + a ·
     diag(act'(W_eff h + u)) W_eff."""
     require_rate_rnn(cfg, "fixed-point analysis")
     W_rec = recurrent_weights(params, cfg)
@@ -165,7 +165,7 @@ def is_odd(params: Params, cfg: NetConfig, x: Array | None = None) -> bool:
 
 class HostMap(NamedTuple):
     """One network's map in float64 on the host (numpy), for the final polish and the Jacobians: the step and its
-    Jacobian are `jaxrnn.network.euler_step` and `step_jacobian` on numpy arrays, the activations `_HOST_ACT`.
+    Jacobian are `jaxrnn.cells.network.euler_step` and `step_jacobian` on numpy arrays, the activations `_HOST_ACT`.
 
     Attributes:
         W: (N, N) effective recurrent matrix. u: (N,) constant drive W_in x + b. alpha: a. activation: its name.

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from jaxrnn.network import NetConfig, Params, outputs
+from jaxrnn.cells.network import NetConfig, Params, outputs
 
 
 class Invariance(NamedTuple):

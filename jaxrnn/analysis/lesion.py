@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from jaxrnn.evaluate import Evaluation, evaluate_on
-from jaxrnn.network import NetConfig, Params, effective_params, require_rate_rnn
+from jaxrnn.cells.network import NetConfig, Params, effective_params, require_rate_rnn
 from jaxrnn.tasks import Task, Trial
+from jaxrnn.training.evaluate import Evaluation, evaluate_on
 
 MODES = ("both_cumulative", "positive_cumulative", "negative_cumulative", "positive_bands", "negative_bands")
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from jaxrnn.network import NetConfig, Params, forward
+from jaxrnn.cells.network import NetConfig, Params, forward
 
 
 class Projection(NamedTuple):

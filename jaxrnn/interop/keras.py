@@ -306,7 +306,7 @@ def read_keras(path: str | Path) -> KerasModel:
 
 def _train_config(task, model: KerasModel):
     """A TrainConfig for `task` with the network of `model` and the optimizer settings found in its file."""
-    from jaxrnn.train import TrainConfig
+    from jaxrnn.training.train import TrainConfig
 
     opt = model.optimizer if str(model.optimizer.get("class_name", "")).lower() == "adam" else {}
     settings = {
@@ -348,13 +348,13 @@ def import_keras(
         command: the command line to record in config.json.
         overwrite: replace what `out` holds (the old run stays until the new one is complete).
     Returns:
-        The `jaxrnn.store.Run` written.
+        The `jaxrnn.runs.store.Run` written.
     Raises:
         KerasError: unreadable or unsupported files, files of different shapes, or a task of other n_in / n_out.
     """
     from jaxrnn.runs import save_networks
     from jaxrnn.tasks import make_task
-    from jaxrnn.train import Ensemble, Hparams
+    from jaxrnn.training.train import Ensemble, Hparams
 
     files = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
     if not files:
@@ -419,7 +419,7 @@ def export_keras(params: dict, path: str | Path, optimizer: dict | None = None) 
 
     Args:
         params: one network's parameters (math orientation): W_in (N, n_in), W_rec (N, N), W_out (n_out, N),
-            b_out (n_out,), optional b (N,). For a Dale or sparse network pass `jaxrnn.network.effective_params`
+            b_out (n_out,), optional b (N,). For a Dale or sparse network pass `jaxrnn.cells.network.effective_params`
             of its parameters without `rec_mask` (Keras has no such constraint); gated cells and a trained h0 have
             no SimpleRNN equivalent and are refused.
         path: the file to write.

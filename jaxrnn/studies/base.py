@@ -26,10 +26,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxrnn import _platform, cells, runs
-from jaxrnn.grid import Grid
-from jaxrnn.store import CHECKPOINT, CONFIG, LOCK, Run, StoreError, load_meta, same_run
+from jaxrnn.runs.store import CHECKPOINT, CONFIG, LOCK, Run, StoreError, load_meta, same_run
 from jaxrnn.tasks import Task
-from jaxrnn.train import Hparams, TrainConfig
+from jaxrnn.training.grid import Grid
+from jaxrnn.training.train import Hparams, TrainConfig
 
 #: tutorial: flipflop3 only (the tutorial's own model); sweep: lr_delay only (more seeds and training, run as shards)
 SCALES = ("smoke", "cpu", "paper", "tutorial", "sweep")
@@ -140,7 +140,7 @@ class Context(NamedTuple):
     command: str  # the command that ran the study, as the caller gave it
     progress: bool  # progress bars on stderr
     trained: list  # the Runs this invocation used, in order (filled by `train` and `use`)
-    shards: Any = None  # a `jaxrnn.shards.Shards`: every ensemble is trained as shards (`--shards K`)
+    shards: Any = None  # a `jaxrnn.runs.shards.Shards`: every ensemble is trained as shards (`--shards K`)
     shard_walls: dict | None = None  # run name -> wall seconds from submitting its shards to the merged run
     overwrite: bool = False  # replace a run directory of this study that holds another config (`--overwrite`)
 
@@ -165,7 +165,7 @@ class Context(NamedTuple):
         """The ensemble (config, seed 0, members 0..E-1, hparams) of this study, evaluated with the scale's protocol:
         a finished run of exactly it under `search()` is reused; otherwise it is trained (or resumed from its
         checkpoint) into `runs/<name>` by `jaxrnn.runs.train_run` (with the context's `shards`: as shards through
-        `jaxrnn.shards.train_sharded`, merged into `runs/<name>`). With `grid`, the whole grid is one ensemble
+        `jaxrnn.runs.shards.train_sharded`, merged into `runs/<name>`). With `grid`, the whole grid is one ensemble
         (`members` per cell, default the context's) and `Run.cells()` splits it."""
         hp = hparams or self.scale.protocol.hparams
         E = members or self.members
@@ -178,7 +178,7 @@ class Context(NamedTuple):
             log(f"reusing {found}")
             run = runs.open_run(found, proto.n_eval, proto.success_at)
         elif self.shards is not None:
-            from jaxrnn import shards
+            from jaxrnn.runs import shards
 
             t0 = time.perf_counter()
             run = shards.train_sharded(self.runs_dir / name, config, dataclasses.replace(self.shards, wait=True),
@@ -265,7 +265,7 @@ def run_study(
         overwrite: replace a `report.md` in `out` made at a larger scale (`SCALE_ORDER`), and run directories of the
             study that hold another config (e.g. another scale's); refused otherwise. A run of the same config is
             still reused or resumed.
-        shards: a `jaxrnn.shards.Shards`: train every ensemble as that many shards, one job each (waits and merges).
+        shards: a `shards.Shards`: train every ensemble as that many shards, one job each (waits and merges).
     Returns:
         The output directory.
     Raises:
@@ -457,7 +457,7 @@ def shard_facts(trained: list[Run], walls: dict) -> list[str]:
         wall = walls.get(run.path.name)
         lines += [
             "",
-            f"`{run.path.name}` was trained as {info['count']} shards (`jaxrnn.shards`, one job each) and merged: "
+            f"`{run.path.name}` was trained as {info['count']} shards (`jaxrnn.runs.shards`, one job each) and merged: "
             + (f"{wall:.0f} s wall time from submission to the merged run; " if wall is not None else "reused; ")
             + f"the merge took {float(timing.get('merge_s') or 0):.1f} s.",
             "",

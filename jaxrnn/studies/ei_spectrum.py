@@ -21,7 +21,7 @@ fraction nor on N. The slides' networks come from the original code (katejarne/E
 Three methods are run per init ∈ {normal, orthogonal} × E fraction × N (`METHODS`):
 
   * **abs**: `W_eff = |W| · D` with a balanced E/I init (every row sums to zero, bulk radius 1), sign per presynaptic
-    unit (Song, Yang & Wang 2016, PLoS Comput Biol 12:e1004792; `jaxrnn.network.init_dale_recurrent`); it cannot
+    unit (Song, Yang & Wang 2016, PLoS Comput Biol 12:e1004792; `jaxrnn.cells.network.init_dale_recurrent`); it cannot
     start orthogonal: its "orthogonal" init takes only the magnitudes of an orthogonal matrix;
   * **project_post**: the original code's constraint, projection per receiving unit (`dale_axis="post"`), W_in >= 0;
   * **project_pre**: the same projection per presynaptic unit (`dale_axis="pre"`, Dale's law proper), W_in >= 0.
@@ -93,12 +93,12 @@ import jax
 import numpy as np
 
 from jaxrnn.analysis.spectrum import eigenvalues, n_outside, step_map
-from jaxrnn.evaluate import wilson_interval
-from jaxrnn.grid import Grid
-from jaxrnn.network import NetConfig, init_params
-from jaxrnn.store import Run
+from jaxrnn.cells.network import NetConfig, init_params
+from jaxrnn.runs.store import Run
 from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, write_csv
 from jaxrnn.tasks import make_task
+from jaxrnn.training.evaluate import wilson_interval
+from jaxrnn.training.grid import Grid
 
 NAME = "ei_spectrum"
 INITS = ("normal", "orthogonal")

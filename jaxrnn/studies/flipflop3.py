@@ -37,10 +37,10 @@ from jaxrnn.analysis import fixed_points as fp_mod
 from jaxrnn.analysis import invariance as inv_mod
 from jaxrnn.analysis import similarity, spectrum
 from jaxrnn.analysis.states import ensemble_states, project
-from jaxrnn.evaluate import evaluate
-from jaxrnn.network import NetConfig
+from jaxrnn.cells.network import NetConfig
 from jaxrnn.studies.base import Context, Protocol, Scale, Study, log, md_table, write_csv
 from jaxrnn.tasks import make_task
+from jaxrnn.training.evaluate import evaluate
 
 NAME = "flipflop3"
 #: the tutorial's trained network (Keras SimpleRNN(400), no bias, orthogonal init), in `jaxrnn.reference`

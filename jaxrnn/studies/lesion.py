@@ -16,10 +16,10 @@ import numpy as np
 
 from jaxrnn import reference
 from jaxrnn.analysis.lesion import MODES, lesion_curves, lesion_ensemble
-from jaxrnn.evaluate import evaluate_on, heldout_trials
-from jaxrnn.store import Run
+from jaxrnn.runs.store import Run
 from jaxrnn.studies import success_table
 from jaxrnn.studies.base import Context, Study, log, md_table, sem, write_csv
+from jaxrnn.training.evaluate import evaluate_on, heldout_trials
 
 NAME = "lesion"
 

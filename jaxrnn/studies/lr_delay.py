@@ -4,7 +4,7 @@ ensemble (one compiled program), in the spirit of Kurtkaya, Dinc et al. (ICML 20
 
 The task is time reproduction (Jarne & Laje 2019; `jaxrnn.tasks.timing.TimeReproduction`): reproduce a pulse as a
 bump `delay` steps after it ends. Every (lr, delay) cell holds `members` networks that differ only in their seed
-(member key); the grid is `jaxrnn.grid.Grid(lr × delay)`, members cell-major. Per cell: the success rate (with its
+(member key); the grid is `Grid(lr × delay)`, members cell-major. Per cell: the success rate (with its
 95% Wilson interval), the median final training loss (MSE of the last epoch, with the training noise) and the median
 held-out distance. Writes `lr_delay.csv`, `lr_delay.png` (heat maps) and `report.md`; the ensemble goes to
 `runs/lr_delay_N<units>`.
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxrnn.evaluate import wilson_interval
-from jaxrnn.grid import Grid
 from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, write_csv
 from jaxrnn.tasks import make_task
+from jaxrnn.training.evaluate import wilson_interval
+from jaxrnn.training.grid import Grid
 
 NAME = "lr_delay"
 
@@ -111,7 +111,7 @@ def run(ctx: Context) -> list[str]:
         "## Success rate and final loss over learning rate × delay",
         "",
         f"{len(lrs)} learning rates × {len(delays)} delays × {ctx.members} seeds = {len(run_.members)} networks, "
-        "trained as one ensemble (one compiled program; `jaxrnn.grid`).",
+        "trained as one ensemble (one compiled program; `jaxrnn.training.grid`).",
         "",
         "![lr × delay](lr_delay.png)",
         "",

@@ -20,11 +20,11 @@ import math
 import numpy as np
 
 from jaxrnn import reference
-from jaxrnn.evaluate import DISTANCE_RATIO, wilson_interval
-from jaxrnn.grid import Grid
-from jaxrnn.store import Run
+from jaxrnn.runs.store import Run
 from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, sem, write_csv
 from jaxrnn.tasks import make_task
+from jaxrnn.training.evaluate import DISTANCE_RATIO, wilson_interval
+from jaxrnn.training.grid import Grid
 
 SIZE_DELAY = 150
 #: fewer learners than this at a point: no learners' statistics there, and it counts as failing

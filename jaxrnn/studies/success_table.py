@@ -13,12 +13,12 @@ import re
 
 import numpy as np
 
-from jaxrnn.evaluate import TOLERANCES, difference_interval, wilson_interval
-from jaxrnn.grid import Grid
-from jaxrnn.store import Run
+from jaxrnn.runs.store import Run
 from jaxrnn.studies.base import Context, Protocol, Scale, Study, md_table, write_csv
 from jaxrnn.tasks import make_task
-from jaxrnn.train import TrainConfig
+from jaxrnn.training.evaluate import TOLERANCES, difference_interval, wilson_interval
+from jaxrnn.training.grid import Grid
+from jaxrnn.training.train import TrainConfig
 
 NAME = "success_table"
 TASKS = ("and", "or", "xor", "not", "flipflop", "oscillation", "time_reproduction")
@@ -117,7 +117,7 @@ def ensembles(ctx: Context, tasks=None) -> dict[tuple[str, str], Run]:
 
 
 def _paper_n_train(task_name: str) -> int:
-    """Training trials per epoch of the paper protocol (jaxrnn.train.PAPER)."""
+    """Training trials per epoch of the paper protocol (jaxrnn.training.train.PAPER)."""
     return TrainConfig(task=make_task(task_name)).n_train
 
 
@@ -173,7 +173,7 @@ def table(results: dict[tuple[str, str], Run]) -> list[dict]:
 
 def sensitivity(results: dict[tuple[str, str], Run]) -> list[dict]:
     """One row per task × init × tolerance: the cell's successes when the task's `tolerance` (the half-width of the
-    band the success rule accepts) takes each value of `jaxrnn.evaluate.TOLERANCES`, from the stored evaluations
+    band the success rule accepts) takes each value of `evaluate.TOLERANCES`, from the stored evaluations
     (no retraining, no new forward pass)."""
     rows = []
     for (task_name, init), tr in results.items():

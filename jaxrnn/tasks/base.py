@@ -32,7 +32,7 @@ The band is ±`tolerance` × (the distance between the two target levels): ±0.2
 view of the success tables varies it). Tasks whose target has a shape (time reproduction, oscillation) define their
 own `correct` with the same tolerance. A *member* succeeds when its outputs are finite, at least 90% of the held-out
 trials are correct and its mean distance ||target − output|| is at most half that of an all-zero output on the same
-trials (`jaxrnn.evaluate`).
+trials (`jaxrnn.training.evaluate`).
 """
 
 from __future__ import annotations

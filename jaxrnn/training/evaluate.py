@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from jaxrnn.network import NetConfig, Params, outputs
+from jaxrnn.cells.network import NetConfig, Params, outputs
 from jaxrnn.tasks import Task, Trial
 
 EVAL_STREAM = 0x5EED  # held-out trials: key(seed) folded with this, disjoint from member keys' use

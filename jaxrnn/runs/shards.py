@@ -39,10 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrnn import runs, store
-from jaxrnn.grid import Grid
-from jaxrnn.store import Run, StoreError
-from jaxrnn.train import Ensemble, Hparams, TrainConfig
+from jaxrnn import runs
+from jaxrnn.runs import store
+from jaxrnn.runs.store import Run, StoreError
+from jaxrnn.training.grid import Grid
+from jaxrnn.training.train import Ensemble, Hparams, TrainConfig
 
 SHARDS = "shards"
 PLAN = "plan.json"
@@ -236,7 +237,7 @@ class Plan:
 def _slice_hparams(config: TrainConfig, hparams: Hparams, E: int, index: np.ndarray) -> Hparams:
     """`hparams` of E members restricted to the members at `index`: a value given per member is cut, a shared one
     stays (as `Run.subset` does)."""
-    from jaxrnn.train import _task_values
+    from jaxrnn.training.train import _task_values
 
     def cut(v):
         if isinstance(v, (list, tuple, np.ndarray)) and not isinstance(v, str) and len(v) == E:
@@ -300,7 +301,7 @@ def run_shard(out: str, k: int) -> dict:
     _platform.configure()
     import jax
 
-    from jaxrnn.train import default_chunk
+    from jaxrnn.training.train import default_chunk
 
     plan = Plan.from_dict(load_plan(out))
     ids = plan.parts()[k]
@@ -558,7 +559,7 @@ def train_sharded(
     plan = Plan(config, seed, ids, hparams, grid, shards.count, n_eval, success_at, checkpoint_every, chunk_size,
                 None if command is None else tuple(command), extra)  # fmt: skip
     plan.parts()  # K <= E
-    from jaxrnn.train import resolve
+    from jaxrnn.training.train import resolve
 
     resolve(config, plan.full_hparams(), len(ids))  # every member's numbers, before anything is written
     if (out / store.CONFIG).exists():  # merged (or trained unsharded) already

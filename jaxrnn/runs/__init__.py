@@ -2,7 +2,7 @@
 
     run = train_run(run_dir, config, seed=0, members=16, hparams=Hparams(lr=3e-4))
 
-owns everything between a config and a finished run directory (`jaxrnn.store` holds the file format):
+owns everything between a config and a finished run directory (`jaxrnn.runs.store` holds the file format):
 
   * **what to do with `run_dir`** (`plan`, read-only, so callers can refuse bad input before anything compiles):
     a new run; resume an unfinished run of the same config from its checkpoint; return a finished run of the same
@@ -10,7 +10,7 @@ owns everything between a config and a finished run directory (`jaxrnn.store` ho
     `overwrite`, which replaces it;
   * **one writer**: the whole of it runs under `store.locked(run_dir)`, so a second process gets a one-line
     `RunLocked` error naming the holder;
-  * **training** with `jaxrnn.train.fit`, a checkpoint every `checkpoint_every` epochs (a killed run resumes from its
+  * **training** with `jaxrnn.fit`, a checkpoint every `checkpoint_every` epochs (a killed run resumes from its
     last one, bit for bit) and a progress callback after every call;
   * **evaluation** on held-out trials and **saving** (config.json last, atomically), timing included.
 
@@ -30,11 +30,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxrnn import budget, store
-from jaxrnn.evaluate import RULE, Evaluation, evaluate
-from jaxrnn.grid import Grid
-from jaxrnn.store import Run, StoreError
-from jaxrnn.train import Ensemble, Hparams, TrainConfig, default_chunk, fit, resolve
+from jaxrnn.runs import store
+from jaxrnn.runs.store import Run, StoreError
+from jaxrnn.training import budget
+from jaxrnn.training.evaluate import RULE, Evaluation, evaluate
+from jaxrnn.training.grid import Grid
+from jaxrnn.training.train import Ensemble, Hparams, TrainConfig, default_chunk, fit, resolve
 
 #: Entries a run directory may hold besides its files without being "not empty": the lock.
 _IGNORED = (store.LOCK,)
@@ -142,13 +143,13 @@ def train_run(
         run_dir: the run directory (created with its parents).
         config, seed, members, hparams: the run; `members` is E (ids 0..E-1) or a list of member ids (default 16,
             or the grid's members).
-        grid: train this grid of per-member values (`jaxrnn.grid.Grid`) as one ensemble: members 0..E-1 of
-            `grid.members` (or the given member ids among them, a shard of the grid, `jaxrnn.shards`), hparams
+        grid: train this grid of per-member values (`jaxrnn.training.grid.Grid`) as one ensemble: members 0..E-1 of
+            `grid.members` (or the given member ids among them, a shard of the grid, `jaxrnn.runs.shards`), hparams
             `grid.hparams(hparams, ids)`; recorded in config.json and members.csv.
         overwrite: replace whatever `run_dir` holds.
         n_eval, success_at: held-out trials and the success criterion of the evaluation.
         checkpoint_every: epochs between checkpoints (and progress calls).
-        chunk_size: members per compiled call (default `jaxrnn.train.default_chunk`).
+        chunk_size: members per compiled call (default `jaxrnn.training.train.default_chunk`).
         progress: called with a `Progress` after every compiled call.
         log: called with one-line messages (what is being done: training, resuming from epoch k, reusing).
         command: the command line to record in config.json (the CLI's or a study's; None from Python).
@@ -369,7 +370,7 @@ def _ensure_evaluated(run: Run, settings: dict, keep: bool = True) -> Run:
 
 def eval_settings(n_eval: int = 512, success_at: float = 0.9) -> dict:
     """The settings of a held-out evaluation as stored: trials, their seed, the success criterion and the version of
-    the success rule (`jaxrnn.evaluate.RULE`)."""
+    the success rule (`jaxrnn.training.evaluate.RULE`)."""
     return {"trials": int(n_eval), "seed": 0, "success_at": float(success_at), "rule": RULE}
 
 

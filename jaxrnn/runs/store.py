@@ -6,12 +6,12 @@ A run directory holds
                    range as {"start", "stop"}, others as a list), the jaxrnn, jax and jaxlib versions, the device
                    kind and count, the command line, `complete`, and `extra`
     params.npz     initial and final parameters, keys `init/<name>` and `final/<name>`, member axis first (the FREE
-                   parameters: with Dale's law or a sparsity mask, `jaxrnn.network.effective_params` gives W_eff;
+                   parameters: with Dale's law or a sparsity mask, `jaxrnn.cells.network.effective_params` gives W_eff;
                    the mask itself is the parameter `rec_mask`)
     history.npz    `loss` (E, epochs), `stop_epoch` (E,), `diverged` (E,), `members` (E,)
     members.csv    one row per member: member, seed, final_loss, mse, distance, accuracy, success, stop_epoch (empty:
                    never stopped early), diverged, diverged_epoch (empty: did not diverge)
-    evaluation.npz the held-out evaluation of members.csv in full (`jaxrnn.evaluate.Evaluation`, member axis first)
+    evaluation.npz the held-out evaluation of members.csv in full (`jaxrnn.Evaluation`, member axis first)
                    and its settings (trials, seed, success_at)
     checkpoint.npz while training: the flattened TrainState (optimizer state included) and the loss so far
     .lock          the advisory lock of the process that trains, evaluates or overwrites the run (`locked`)
@@ -47,10 +47,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxrnn._version import __version__
-from jaxrnn.evaluate import RULE, TOLERANCES, Evaluation
-from jaxrnn.grid import Grid
 from jaxrnn.tasks import TASKS, task_class, task_source
-from jaxrnn.train import Ensemble, Hparams, TrainConfig, TrainState
+from jaxrnn.training.evaluate import RULE, TOLERANCES, Evaluation
+from jaxrnn.training.grid import Grid
+from jaxrnn.training.train import Ensemble, Hparams, TrainConfig, TrainState
 
 try:
     import fcntl
@@ -114,7 +114,7 @@ class Run(NamedTuple):
 
     def effective(self, stage: str = "final") -> dict[str, np.ndarray]:
         """Parameters of `stage` ("init" or "final") with W_rec replaced by the effective matrix, as numpy."""
-        from jaxrnn.network import effective_params
+        from jaxrnn.cells.network import effective_params
 
         if stage not in ("init", "final"):
             raise ValueError(f"run: stage must be 'init' or 'final', got {stage!r}")
@@ -175,7 +175,7 @@ class Run(NamedTuple):
 
         fields = {k: per_member(v) for k, v in self.hparams._asdict().items() if k != "task"}
         if self.hparams.task:
-            from jaxrnn.train import _task_values
+            from jaxrnn.training.train import _task_values
 
             kept = [_task_values(self.config.task, self.hparams.task, i, E) for i in np.arange(E)[index]]
             fields["task"] = {k: [m[k] for m in kept] for k in self.hparams.task}
@@ -712,7 +712,7 @@ _EVAL_SETTINGS = ("trials", "seed", "success_at", "rule")
 
 def load_evaluation(run_dir: str | Path, n_members: int, n_conditions: int) -> Evaluation | None:
     """The stored Evaluation of a run: None when it has no evaluation.npz or one scored by another success rule
-    (`jaxrnn.evaluate.RULE`; it is evaluated again where needed). Raises StoreError when damaged."""
+    (`jaxrnn.training.evaluate.RULE`; it is evaluated again where needed). Raises StoreError when damaged."""
     path = Path(run_dir) / EVALUATION
     if not path.exists():
         return None
@@ -821,7 +821,7 @@ def expected_param_shapes(config: TrainConfig) -> dict[str, tuple[int, ...]]:
     """Parameter names and per-member shapes of the network of `config`."""
     import jax
 
-    from jaxrnn.network import init_params
+    from jaxrnn.cells.network import init_params
 
     shapes = jax.eval_shape(lambda k: init_params(k, config.net), jax.random.key(0))  # no computation
     return {k: tuple(v.shape) for k, v in shapes.items()}
@@ -864,7 +864,7 @@ def load_run(run_dir: str | Path, evaluation: bool = True) -> Run:
         )
     if config.dale and "init/signs" not in params and "final/signs" not in params:
         # written before the unit signs were a parameter (one E fraction for all members): they are the config's
-        from jaxrnn.network import dale_signs
+        from jaxrnn.cells.network import dale_signs
 
         signs = np.tile(np.asarray(dale_signs(config.net)), (E, 1))
         params.update({"init/signs": signs, "final/signs": signs})
@@ -981,7 +981,7 @@ def load_checkpoint(
     """
     import jax
 
-    from jaxrnn.train import init_ensemble
+    from jaxrnn.training.train import init_ensemble
 
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():

@@ -9,7 +9,7 @@ of `itertools.product` over the axes as given (the last axis varies fastest). Me
 i)` as always, so member i of a grid run is the same network as member i of a homogeneous run with that member's
 values.
 
-An axis is a training number of `jaxrnn.train.Hparams` (`TRAIN_AXES`, from `jaxrnn.spec.NUMBERS`: lr, gain, init,
+An axis is a training number of `jaxrnn.Hparams` (`TRAIN_AXES`, from `jaxrnn.spec.NUMBERS`: lr, gain, init,
 rec_noise, in_noise, l2_weights, l2_rates, threshold, e_fraction) or a traced parameter of the task
 (`Task.traced_fields()`: delay, noise, pulse times, coherences, ...). Numbers that fix a shape (N, T, batch, channel
 counts, ...) cannot vary inside one compiled program: asking for them is refused with a message saying to run them
@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxrnn.spec import NUMBERS, check_number
 from jaxrnn.tasks import Task
-from jaxrnn.train import Hparams, TrainConfig
+from jaxrnn.training.train import Hparams, TrainConfig
 
 #: Training numbers that may differ per member, with the type of their values: `jaxrnn.spec.NUMBERS`.
 TRAIN_AXES: dict[str, type] = {name: spec.kind for name, spec in NUMBERS.items()}
@@ -116,7 +116,7 @@ class Grid:
         return {name: np.asarray([c[name] for c in cells]) for name in self.names}
 
     def hparams(self, base=None, members: Sequence[int] | np.ndarray | None = None):
-        """The `jaxrnn.train.Hparams` of the grid's members (ids 0..E-1, or the given member ids: a shard of the
+        """The `jaxrnn.Hparams` of the grid's members (ids 0..E-1, or the given member ids: a shard of the
         grid): `base` (default `Hparams()`) with every axis replaced by its per-member values (training axes as fields,
         task axes under `task`)."""
         base = base or Hparams()

@@ -18,7 +18,7 @@ Protocols (DESIGN.md §3):
   * `online`: fresh trials at every update.
 Both train with Keras' Adam (`keras_adam`: the original's optimizer, with Keras' legacy decay lr / (1 + decay · t)
 and its placement of eps), optionally after global-norm gradient clipping. With a projected constraint (Dale's
-"project" method, `nonneg_input`; `jaxrnn.network.project_constraints`) the parameters are projected after every
+"project" method, `nonneg_input`; `jaxrnn.cells.network.project_constraints`) the parameters are projected after every
 update, so every stored, checkpointed or analysed parameter set satisfies it.
 A member whose loss or gradient becomes non-finite is frozen at its last finite parameters and marked diverged.
 
@@ -48,8 +48,8 @@ import numpy as np
 import optax
 from jax import Array
 
-from jaxrnn import budget, cells
-from jaxrnn.network import (
+from jaxrnn import cells
+from jaxrnn.cells.network import (
     NetConfig,
     Params,
     forward,
@@ -61,6 +61,7 @@ from jaxrnn.network import (
 )
 from jaxrnn.spec import INITS, NUMBERS, check_number
 from jaxrnn.tasks import Task, Trial
+from jaxrnn.training import budget
 
 PROTOCOLS = ("paper", "online")
 NOISE_STREAM = 0x4015E  # training-noise keys: fold_in(member_key, NOISE_STREAM), apart from the rest
@@ -99,7 +100,7 @@ class Resolved(NamedTuple):
     compiled program takes (`resolve` builds it on the host from Hparams and the TrainConfig).
 
     Attributes:
-        init: index into `jaxrnn.network.INITS`. n_exc: excitatory units under Dale's law (round(e_fraction · N)).
+        init: index into `jaxrnn.cells.network.INITS`. n_exc: excitatory units under Dale's law (round(e_fraction · N)).
         task: the task's traced params (`Task.member_params`); the others as in Hparams.
     """
 
@@ -142,7 +143,7 @@ class TrainConfig:
         cell: "rnn" (the rate RNN), or a Flax cell: "gru", "lstm", "MODULE:ATTR" or a `flax.linen.RNNCellBase`
             instance (`jaxrnn.cells`; `units` None takes the cell's own size; an instance must be storable in
             config.json, `jaxrnn.cells.cell_to_json`). dale, e_fraction, sparsity, train_h0, dale_method, dale_axis,
-            nonneg_input: network constraints (see `jaxrnn.network.NetConfig`).
+            nonneg_input: network constraints (see `jaxrnn.cells.network.NetConfig`).
         rec_noise, in_noise: std sigma of the recurrent and input noise during training (per step sqrt(2/alpha)·sigma;
             module docstring). l2_weights, l2_rates: coefficients of the L2 penalties (module docstring).
     """
@@ -609,7 +610,7 @@ def _memory_budget(platform: str) -> int:
 def member_bytes(config: TrainConfig, fast_backward: bool = True) -> int:
     """Estimated device memory of one member in a compiled training call: the stored states of a batch (B·T·N
     floats) times 2 for the rate RNN's hand-written backward pass (measured on an H100: 1.2x), times 8 for its
-    autodiff path (measured 5x), and for a Flax cell the copies `jaxrnn.budget` measured for it (20 GRU, 26 LSTM), so
+    autodiff path (measured 5x), and for a Flax cell the copies `budget` measured for it (20 GRU, 26 LSTM), so
     that a default chunk always passes the budget check."""
     if config.cell == "rnn":
         copies = 2 if fast_backward else 8
@@ -691,7 +692,7 @@ def fit(
         fast_backward, unroll: the rate RNN's hand-written backward pass (False: autodiff) and the time steps per
             iteration of its loops (`make_loss`). Results do not depend on `unroll`.
     Raises:
-        ValueError: bad members or hparams; a run that does not fit in memory (`jaxrnn.budget.check_train`, before
+        ValueError: bad members or hparams; a run that does not fit in memory (`budget.check_train`, before
             anything is compiled).
     """
     budget.check_train(config, members, chunk_size=chunk_size, n_eval=0)  # memory, before anything is built

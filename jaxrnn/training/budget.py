@@ -5,7 +5,7 @@ Every command that builds arrays (`train`, `evaluate`, `sample`, `plot`, `study`
 gives the estimate, what is available and the option to change, instead of hanging in a host transfer, dying in
 numpy or aborting inside XLA. The estimates count the arrays the code holds, in bytes (float32 = 4 bytes), with
 P = `param_count(config)` parameters per member, N units, T steps, B trials per batch, K evaluation trials, E members
-and C members per compiled call (the chunk: `--chunk-size`, or the trainer's `jaxrnn.train.default_chunk`, rounded up
+and C members per compiled call (the chunk: `--chunk-size`, or the trainer's `train.default_chunk`, rounded up
 to a multiple of the local devices, and padded to C when E < C):
 
 * training, host: E · (10 P + epochs) · 4 + E · 1 kB. The initial parameters (P), the state (parameters and Adam's
@@ -18,7 +18,7 @@ to a multiple of the local devices, and padded to C when E < C):
   `TRAIN_STATE_COPIES`, measured); the batch of trials (inputs, targets, mask and response); the keys of the training
   set and their shuffle. The evaluation, below.
 * evaluation, device: E · P · 4 + min(E, 16) · K·T·(c · N + n_in + 4 n_out) · 4. Every member's parameters, and for the
-  16 members evaluated at once (`jaxrnn.evaluate`'s batch) their hidden states (c = 3 for the rate RNN, 7 for a GRU, 9
+  16 members evaluated at once (`evaluate`'s batch) their hidden states (c = 3 for the rate RNN, 7 for a GRU, 9
   for an LSTM: `EVAL_STATE_COPIES`, measured), outputs and trials.
 * sample: K · (T·(n_in + 3 n_out) · 4 + 16) on the device, the same again as numpy arrays, and in the .npz file.
 * plot: the run's arrays on the host; max(64, K) · T·(n_in + 3 n_out) · 4 + 2 K·T·(c · N + n_out) · 4 on the device (the
@@ -41,7 +41,7 @@ as a uint32, so member 2**32 would repeat member 0), a config.json above `MAX_CO
 of a grid, are written there one per line; a contiguous range of member ids is stored as {"start", "stop"}), and a
 figure of more than `MAX_PLOT_TRIALS` trials (one row each).
 
-This module imports no JAX at import time; the checks import `jaxrnn.train` (and so JAX) only to find the trainer's
+This module imports no JAX at import time; the checks import `train` (and so JAX) only to find the trainer's
 default chunk and the devices.
 """
 
@@ -61,14 +61,14 @@ import numpy as np
 SAFETY = 1.5
 #: Bytes of one float32 (every parameter, state and trial array).
 FLOAT = 4
-#: Members evaluated at once (`jaxrnn.evaluate.evaluate`'s `batch`).
+#: Members evaluated at once (`jaxrnn.training.evaluate.evaluate`'s `batch`).
 EVAL_BATCH = 16
 #: Copies of the hidden states (B, T, N) one member's training step holds, by cell: XLA's memory analysis of the
 #: compiled training call (CPU, jax 0.10.2, N = 50 and 100, B = 64, T = 200) measured 1.2 (the rate RNN's hand-written
-#: backward pass, as `jaxrnn.train.member_bytes` notes), 19.1 (GRU) and 25.1 (LSTM), rounded up.
+#: backward pass, as `jaxrnn.training.train.member_bytes` notes), 19.1 (GRU) and 25.1 (LSTM), rounded up.
 TRAIN_STATE_COPIES = {"rnn": 2, "gru": 20, "lstm": 26}
 #: Copies of the hidden states (K, T, N) one member's evaluation holds, by cell: measured 3.0, 7.0 and 9.0 the same
-#: way (`jaxrnn.evaluate`'s compiled metrics, 16 members, K = 256 and 512).
+#: way (`jaxrnn.training.evaluate`'s compiled metrics, 16 members, K = 256 and 512).
 EVAL_STATE_COPIES = {"rnn": 3, "gru": 7, "lstm": 9}
 #: Host bytes per member besides its arrays: keys, per-member numbers, metrics and members.csv's rows as Python objects.
 HOST_PER_MEMBER = 1024
@@ -240,7 +240,7 @@ def available(path: str | Path | None = None) -> Available:
 
 
 def param_count(config) -> int:
-    """Parameters of one member (all of `jaxrnn.network.init_params`'s arrays, the fixed mask and signs included) of
+    """Parameters of one member (all of `jaxrnn.init_params`'s arrays, the fixed mask and signs included) of
     a TrainConfig (or anything with `units`, `task.n_in`, `task.n_out`, `cell`, `bias`, `train_h0`, `sparsity`,
     `dale`)."""
     N, n_in, n_out = int(config.units), int(config.task.n_in), int(config.task.n_out)
@@ -445,11 +445,11 @@ def _per_member_values(hparams, grid, members: int) -> int:
 
 
 def _chunk(config, members: int, chunk_size: int | None) -> tuple[int, int]:
-    """(members per compiled call as `jaxrnn.train.fit` runs them, local devices): `chunk_size` or the trainer's
+    """(members per compiled call as `jaxrnn.fit` runs them, local devices): `chunk_size` or the trainer's
     default, rounded up to a multiple of the local devices."""
     import jax
 
-    from jaxrnn.train import default_chunk
+    from jaxrnn.training.train import default_chunk
 
     n_dev = jax.local_device_count()
     chunk = int(chunk_size) if chunk_size else default_chunk(config, members)
@@ -516,7 +516,7 @@ def check_train(
     compiled or written; return its estimate.
 
     Args:
-        config: the TrainConfig. members: E or the member ids (None: 16, or the grid's). grid: a `jaxrnn.grid.Grid`
+        config: the TrainConfig. members: E or the member ids (None: 16, or the grid's). grid: a `Grid`
             trained as one ensemble. hparams: the Hparams (values given per member go to config.json).
         chunk_size: members per compiled call (None: the trainer's default). n_eval: held-out evaluation trials (0:
             none, as `jaxrnn.fit`). out: the run directory (its file system's free space is checked; None: no disk
@@ -562,7 +562,7 @@ def check_evaluate(run_dir: str | Path, trials: int) -> Estimate | None:
     """Refuse `jaxrnn evaluate RUN_DIR --trials K` when its evaluation does not fit, reading only config.json (before
     the run's arrays are loaded); None when config.json is not a finished run's (loading the run reports that).
     Raises ValueError naming --trials."""
-    from jaxrnn import store
+    from jaxrnn.runs import store
 
     try:
         meta = store.load_meta(run_dir)
@@ -577,7 +577,7 @@ def check_evaluate(run_dir: str | Path, trials: int) -> Estimate | None:
 
 def check_plot(run, trials: int) -> Estimate:
     """Refuse `jaxrnn plot RUN_DIR --trials K` when K trials cannot be drawn (more than `MAX_PLOT_TRIALS` rows) or do
-    not fit in memory; `run` is the loaded `jaxrnn.store.Run`. Raises ValueError naming --trials."""
+    not fit in memory; `run` is the loaded `jaxrnn.runs.store.Run`. Raises ValueError naming --trials."""
     if trials > MAX_PLOT_TRIALS:
         raise ValueError(
             f"plot: {trials} trials would be {trials} rows of one figure (at most {MAX_PLOT_TRIALS}); reduce --trials"

@@ -1,8 +1,8 @@
 """Flax cells as jaxrnn networks, and the rate RNN as a Flax cell.
 
-A network's `cell` (`jaxrnn.network.NetConfig.cell`, `jaxrnn.train.TrainConfig.cell`) is one of
+A network's `cell` (`jaxrnn.cells.network.NetConfig.cell`, `jaxrnn.training.train.TrainConfig.cell`) is one of
 
-  * "rnn": the rate RNN of `jaxrnn.network`, trained with its hand-written backward pass (nothing here);
+  * "rnn": the rate RNN of `jaxrnn.cells.network`, trained with its hand-written backward pass (nothing here);
   * "gru" / "lstm": `flax.linen.GRUCell(features=units)` / `flax.linen.LSTMCell(features=units)`;
   * "MODULE:ATTR": ATTR of module MODULE (imported from the Python path or the current directory; ATTR may be dotted),
     either a `flax.linen.RNNCellBase` instance or a factory called with the unit count that returns one (a cell class
@@ -252,7 +252,7 @@ def _glorot_uniform(key: Array, shape: tuple[int, int]) -> Array:
 
 
 def init_params(key: Array, cfg) -> dict[str, Array]:
-    """Initial parameters of one network of a Flax cell (`cfg` a `jaxrnn.network.NetConfig`): the cell's `init` with
+    """Initial parameters of one network of a Flax cell (`cfg` a `jaxrnn.NetConfig`): the cell's `init` with
     `split(key, 3)[0]` (split again into the cell's and the carry's keys), the readout W_out (Glorot-uniform, from
     the third key) and b_out = 0, as the rate RNN's."""
     cell = resolve(cfg.cell, cfg.units)
@@ -386,19 +386,19 @@ def cell_from_json(value: Any) -> Any:
 
 
 class RateRNNCell(nn.RNNCellBase):
-    """The rate RNN of `jaxrnn.network` as a Flax cell, for use inside other Flax models:
+    """The rate RNN of `jaxrnn.cells.network` as a Flax cell, for use inside other Flax models:
 
         h_t = (1 - a) h_{t-1} + a · tanh(W_rec h_{t-1} + W_in x_t + b),   output y_t = h_t,
 
     with the parameters in jaxrnn's math orientation (`W_rec[i, j]` from unit j to unit i): `W_in` (N, n_in), `W_rec`
     (N, N) and, with `use_bias`, `b` (N,). Initialised as jaxrnn's rate RNN (Glorot-uniform W_in, orthogonal W_rec,
-    zero b); on the same parameters its outputs are the rate RNN's states (`jaxrnn.network.forward`). It computes the
+    zero b); on the same parameters its outputs are the rate RNN's states (`jaxrnn.forward`). It computes the
     forward pass only; jaxrnn trains the rate RNN with its own hand-written backward pass, not through this class.
 
     Attributes:
         features: N, the number of units.
         alpha: the leak a = dt / tau, in (0, 1].
-        activation: a name of `jaxrnn.network.ACTIVATIONS` (tanh by default).
+        activation: a name of `jaxrnn.cells.network.ACTIVATIONS` (tanh by default).
         use_bias: whether the recurrent layer has a bias b.
     """
 
@@ -410,7 +410,7 @@ class RateRNNCell(nn.RNNCellBase):
     @nn.compact
     def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
         """One step: (new h, new h) from h (..., N) and x (..., n_in)."""
-        from jaxrnn.network import ACTIVATIONS
+        from jaxrnn.cells.network import ACTIVATIONS
 
         N = self.features
         W_in = self.param("W_in", lambda k, s: _glorot_uniform(k, s), (N, inputs.shape[-1]))
