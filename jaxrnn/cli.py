@@ -599,7 +599,7 @@ def _cmd_evaluate(args) -> int:
     from jaxrnn import runs
     from jaxrnn.runs import store
 
-    budget.check_evaluate(args.run_dir, args.trials)  # from config.json, before the run's arrays are loaded
+    runs.check_evaluate(args.run_dir, args.trials)  # from config.json, before the run's arrays are loaded
     # the stored evaluation is not read: this command rewrites it, also when it is damaged or outdated
     run = runs.evaluate_run(store.load_run(args.run_dir, evaluation=False), args.trials, args.success_at)
     _print_summary(run)
@@ -844,7 +844,7 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_study(args) -> int:
-    from jaxrnn.studies import STUDIES, run_study
+    from jaxrnn.studies import STUDIES, check_study, run_study
 
     if args.name not in STUDIES:
         raise ValueError(f"unknown study {args.name!r}; allowed: {', '.join(STUDIES)}")
@@ -855,7 +855,7 @@ def _cmd_study(args) -> int:
 
         NetConfig(n_in=1, n_out=1, units=50, **{k: v for k, v in options.items()})
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
-    budget.check_study(STUDIES[args.name], args.scale, args.members, tasks, options, run=args.run)  # before writing
+    check_study(STUDIES[args.name], args.scale, args.members, tasks, options, run=args.run)  # before writing
     sharding = _shards(args)
     if sharding is not None:  # every ensemble of the study is trained as shards (`Context.train`)
         from jaxrnn.runs import shards

@@ -1,4 +1,4 @@
-"""Memory estimates (`jaxrnn.budget`): every reported absurd size is refused through the CLI in one line naming the
+"""Memory estimates (`training.budget`): every reported absurd size is refused through the CLI in one line naming the
 option, before anything is compiled or written; normal sizes pass; the estimator against a hand calculation; the
 compact member ids of config.json."""
 
@@ -13,12 +13,14 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrnn import budget, runs, store
+from jaxrnn import runs
 from jaxrnn.cli import build_parser, main
-from jaxrnn.grid import Grid
-from jaxrnn.studies import STUDIES
+from jaxrnn.runs import store
+from jaxrnn.studies import STUDIES, check_study, study_ensembles
 from jaxrnn.tasks import make_task
-from jaxrnn.train import Ensemble, Hparams, TrainConfig, fit, member_bytes
+from jaxrnn.training import budget
+from jaxrnn.training.grid import Grid
+from jaxrnn.training.train import Ensemble, Hparams, TrainConfig, fit, member_bytes
 
 GiB = 2**30
 #: The machine the tests pretend to run on: a small laptop, 4 GiB of memory free, 64 GiB of disk, no accelerator.
@@ -33,7 +35,8 @@ def laptop(monkeypatch):
 
 @pytest.fixture
 def compiles():
-    """The XLA compilations during the test (jax.monitoring's backend-compile events)."""
+    """The XLA compilations during the test: jax.monitoring's backend-compile events (recorded also when the suite's
+    persistent compilation cache, `conftest.py`, answers a compilation)."""
     seen = []
 
     def listener(event, duration, **kw):
@@ -139,10 +142,10 @@ def test_normal_commands_pass(laptop, tmp_path, capsys, monkeypatch):
     with pytest.raises(Reached):
         run_main(["train", "and", "--members", "16", "--out", "r"], capsys, monkeypatch, tmp_path)
     assert budget.check_sample(make_task("and"), 8, tmp_path / "s.npz").disk > 0
-    assert budget.check_evaluate(fake_run(tmp_path / "run"), 512).device > 0
+    assert runs.check_evaluate(fake_run(tmp_path / "run"), 512).device > 0
     for name in ("success_table", "memory_delay", "lr_delay", "flipflop3"):
-        assert budget.check_study(STUDIES[name], "smoke")
-    assert budget.check_study(STUDIES["lesion"], "smoke", run="some/run") == []  # analyses a run: nothing trained
+        assert check_study(STUDIES[name], "smoke")
+    assert check_study(STUDIES["lesion"], "smoke", run="some/run") == []  # analyses a run: nothing trained
 
 
 def test_python_api_refuses_before_compiling(laptop, compiles, tmp_path):
@@ -171,7 +174,7 @@ def test_config_json_limit_and_study_scale_advice(laptop):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(budget, "available", lambda path=None: small)
         with pytest.raises(ValueError, match=r"study memory_size at scale paper: .* choose a smaller --scale"):
-            budget.check_study(STUDIES["memory_size"], "paper")
+            check_study(STUDIES["memory_size"], "paper")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -245,11 +248,11 @@ def test_shortfall_on_an_accelerator():
 
 
 def test_every_study_is_known_to_the_estimator():
-    """Every registered study and scale has its ensembles enumerated (a new study needs a line in
-    `budget.study_ensembles`)."""
+    """Every registered study and scale has its ensembles enumerated (a new study needs its `Study.ensembles`, which
+    `study_ensembles` calls)."""
     for name, study in STUDIES.items():
         for scale in study.scales:
-            ensembles = budget.study_ensembles(study, scale)
+            ensembles = study_ensembles(study, scale)
             assert ensembles, (name, scale)
             assert all(E >= study.scales[scale].members for _, _, E in ensembles)
 
@@ -264,7 +267,7 @@ def test_what_the_machine_offers(tmp_path):
 
 def test_budget_imports_no_jax():
     """The module alone (without the package's __init__, which imports JAX) imports no JAX."""
-    path = importlib.util.find_spec("jaxrnn.budget").origin
+    path = importlib.util.find_spec("jaxrnn.training.budget").origin
     code = (
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('budget', {path!r})\n"
@@ -304,15 +307,18 @@ def test_member_ids_compact_and_old_lists_still_read(tmp_path):
 
 
 def test_the_compile_counter_counts(compiles):
-    """The `compiles` fixture sees a compilation (so its empty list above means none happened)."""
+    """The `compiles` fixture sees a compilation, a fresh one and one the persistent cache answers (so its empty list
+    above means none happened)."""
     jax.jit(lambda x: x * 3 + 1)(np.float32(2.0))
-    assert compiles
+    assert len(compiles) == 1
+    jax.jit(lambda x: x * 3 + 1)(np.float32(2.0))  # a new function object, the same program: compiled or a cache hit
+    assert len(compiles) == 2
 
 
 def test_checkpoint_identity_with_compact_member_ids(tmp_path):
     """A checkpoint records its member ids as config.json does (a range compactly); resuming compares the ids whatever
     their form, so a checkpoint written with a list of ids still resumes."""
-    from jaxrnn.train import init_ensemble
+    from jaxrnn.training.train import init_ensemble
 
     config, ids = tiny(epochs=2, batch_size=4, n_train=8), np.arange(3)
     state = init_ensemble(config, 0, ids)

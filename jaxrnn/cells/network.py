@@ -161,9 +161,14 @@ class NetConfig:
         return int(math.floor(self.e_fraction * self.units + 0.5))
 
     @property
+    def rate_rnn(self) -> bool:
+        """Whether the cell is jaxrnn's rate RNN (its fast path, Dale, sparsity) rather than a Flax cell."""
+        return cells.is_rate_rnn(self.cell)
+
+    @property
     def projected(self) -> bool:
         """Whether the trainer projects the parameters after every update (`project_constraints`)."""
-        return self.cell == "rnn" and ((self.dale and self.dale_method == "project") or self.nonneg_input)
+        return self.rate_rnn and ((self.dale and self.dale_method == "project") or self.nonneg_input)
 
 
 def glorot_uniform(key: Array, shape: tuple[int, int]) -> Array:
@@ -254,7 +259,7 @@ def recurrent_weights(params: Params, cfg: NetConfig) -> Array:
     Every consumer of the recurrent weights (forward passes, spectra, lesions, fixed points) goes through here.
     Works on one network (N, N) or a stack with leading member axes (E, N, N). Idempotent.
     """
-    if cfg.cell != "rnn":
+    if not cfg.rate_rnn:
         raise ValueError(f"network: cell={cells.label(cfg.cell)} has no single recurrent matrix W_rec (rate RNN only)")
     W = params["W_rec"]
     if cfg.dale and cfg.dale_method == "abs":
@@ -269,14 +274,14 @@ def effective_params(params: Params, cfg: NetConfig) -> Params:
 
     The forward pass gives the same outputs on these (the map is idempotent). Flax cells are returned unchanged.
     """
-    if cfg.cell != "rnn" or not ((cfg.dale and cfg.dale_method == "abs") or "rec_mask" in params):
+    if not cfg.rate_rnn or not ((cfg.dale and cfg.dale_method == "abs") or "rec_mask" in params):
         return params
     return {**params, "W_rec": recurrent_weights(params, cfg)}
 
 
 def require_rate_rnn(cfg: NetConfig, what: str) -> None:
     """Raise a readable ValueError when an analysis that needs the rate RNN's W_rec meets a Flax cell."""
-    if cfg.cell != "rnn":
+    if not cfg.rate_rnn:
         raise ValueError(f"{what} needs the rate RNN's recurrent matrix W_rec; cell={cells.label(cfg.cell)} has none")
 
 
@@ -341,7 +346,7 @@ def init_params(
     key (`fold_in(key, 1)`), so the other parameters do not depend on it.
     """
     init = cfg.init if init is None else init
-    if cfg.cell != "rnn":  # a Flax cell initialises itself; `gain` and `init` are the rate RNN's
+    if not cfg.rate_rnn:  # a Flax cell initialises itself; `gain` and `init` are the rate RNN's
         return cells.init_params(key, cfg)
     key_in, key_rec, key_out = jax.random.split(key, 3)
     mask = sparsity_mask(jax.random.fold_in(key, 1), cfg) if cfg.sparsity > 0 else None
@@ -437,7 +442,7 @@ def forward(params: Params, inputs: Array, cfg: NetConfig, noise: Array | None =
     Returns:
         outputs (T, n_out) and hidden states (T, N) (a Flax cell's: its outputs, `jaxrnn.cells.forward`).
     """
-    if cfg.cell != "rnn":
+    if not cfg.rate_rnn:
         return cells.forward(params, inputs, cfg)
     act = ACTIVATIONS[cfg.activation]
     a = cfg.alpha
@@ -592,7 +597,7 @@ def forward_batch(
     Returns:
         outputs (B, T, n_out) and hidden states (B, T, N).
     """
-    if cfg.cell != "rnn":  # Flax cells: autodiff through `forward`
+    if not cfg.rate_rnn:  # Flax cells: autodiff through `forward`
         return jax.vmap(lambda x: cells.forward(params, x, cfg))(inputs)
     B, N = inputs.shape[0], params["W_rec"].shape[0]
     b = params["b"] if "b" in params else jnp.zeros(N, inputs.dtype)

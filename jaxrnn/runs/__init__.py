@@ -14,7 +14,8 @@ owns everything between a config and a finished run directory (`jaxrnn.runs.stor
     last one, bit for bit) and a progress callback after every call;
   * **evaluation** on held-out trials and **saving** (config.json last, atomically), timing included.
 
-The CLI's `jaxrnn train`, every study and the Keras import (`save_networks`) go through here.
+The CLI's `jaxrnn train`, every study and the Keras import (`save_networks`) go through here. `check_evaluate` is
+`jaxrnn evaluate`'s memory check (`jaxrnn.training.budget`), read from a run directory's config.json alone.
 """
 
 from __future__ import annotations
@@ -386,6 +387,21 @@ def _same_settings(a: dict, b: dict) -> bool:
         return False
 
 
+def check_evaluate(run_dir: str | Path, trials: int) -> budget.Estimate | None:
+    """Refuse `jaxrnn evaluate RUN_DIR --trials K` when its evaluation does not fit, reading only config.json (before
+    the run's arrays are loaded); None when config.json is not a finished run's (loading the run reports that).
+    Raises ValueError naming --trials."""
+    try:
+        meta = store.load_meta(run_dir)
+        if not meta.get("complete"):
+            return None
+        config = store.config_from_dict(meta["config"])
+        members = len(store.member_ids_from_json(meta["members"]))
+    except (ValueError, TypeError, KeyError):
+        return None
+    return budget.check_run("evaluate", config, members, budget.evaluate_estimate, trials)
+
+
 def evaluate_run(run: Run, n_eval: int = 512, success_at: float = 0.9) -> Run:
     """Evaluate a finished run on `n_eval` held-out trials and store it (evaluation.npz, members.csv, config.json's
     `extra.evaluation`), under the run directory's lock. Returns the run with its new evaluation."""
@@ -515,6 +531,7 @@ __all__ = [
     "Progress",
     "ProgressBar",
     "check_dir_out",
+    "check_evaluate",
     "evaluate_run",
     "find_run",
     "member_ids",

@@ -6,7 +6,9 @@ A study is one module that defines `STUDY = Study(...)` plus one line in `jaxrnn
 `jaxrnn.runs.train_run`: a killed study resumes its ensembles from their checkpoints), writes CSVs and figures under
 `ctx.out`, and returns the report's body; `run_study` writes `report.md` around it from structured facts: the
 command, the scale, one row per ensemble with its protocol read from its own run directory, the success rules of its
-tasks, the device and the times.
+tasks, the device and the times. Its function `ensembles(scale, E, tasks, options)` (`Study.ensembles`) lists the
+ensembles `run` trains, so that `check_study` refuses a study whose ensembles do not fit in memory before anything is
+written.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from jaxrnn import _platform, cells, runs
 from jaxrnn.runs.store import CHECKPOINT, CONFIG, LOCK, Run, StoreError, load_meta, same_run
 from jaxrnn.tasks import Task
+from jaxrnn.training import budget
 from jaxrnn.training.grid import Grid
 from jaxrnn.training.train import Hparams, TrainConfig
 
@@ -115,6 +118,10 @@ class Study:
         options: network options (`NETWORK_OPTIONS`) the study takes.
         takes_run: whether `--run RUN_DIR` (analyse that run directory instead of training) applies.
         reuses: names of other studies whose ensembles this one reuses when they exist beside its output folder.
+        ensembles: `ensembles(scale, E, tasks, options)`: (name, TrainConfig, members) of every ensemble `run` trains
+            at that `Scale` with E members per condition (the cells of a grid are members of one ensemble), `tasks`
+            (None: the scale's) and the network options the study takes; what `check_study` checks before anything
+            is written (None: not known, nothing is checked; `jaxrnn.runs.train_run` still checks each ensemble).
     """
 
     name: str
@@ -125,6 +132,7 @@ class Study:
     options: tuple[str, ...] = ()
     takes_run: bool = False
     reuses: tuple[str, ...] = ()
+    ensembles: Callable[[Scale, int, tuple[str, ...] | None, dict], list[tuple[str, TrainConfig, int]]] | None = None
 
 
 class Context(NamedTuple):
@@ -321,6 +329,59 @@ def run_study(
     return out
 
 
+def study_ensembles(study: Study, scale: str, members: int | None = None, tasks=None, options=None) -> list[tuple]:
+    """(name, TrainConfig, E) of every ensemble `jaxrnn study` trains at `scale`, built from the study's `Scale` the
+    way its `run` builds them (the cells of a grid are members of one ensemble): its `Study.ensembles`.
+
+    Args:
+        study: a `Study`. members: members per condition (None: the scale's). tasks: only these of the scale's
+            tasks. options: the network options passed to the studies that take them.
+    Returns:
+        The ensembles; [] for a study without `ensembles`, a scale the study does not have, or tasks it does not
+        sweep (the study refuses those itself, and `jaxrnn.runs.train_run` checks every ensemble it trains).
+    """
+    if scale not in study.scales or study.ensembles is None:
+        return []
+    sc = study.scales[scale]
+    opts = {k: v for k, v in (options or {}).items() if k in study.options and v is not None}
+    return study.ensembles(sc, members or sc.members, tasks, opts)
+
+
+def check_study(
+    study: Study, scale: str, members: int | None = None, tasks=None, options=None, run=None
+) -> list[budget.Estimate]:
+    """Refuse `jaxrnn study` before anything is written when one of its ensembles (`study_ensembles`) does not fit in
+    memory (`jaxrnn.training.budget`; a study's run directories are checked again, disk included, by
+    `jaxrnn.runs.train_run` as each is trained); nothing is checked with `run` (a run directory analysed instead of
+    training). Returns the estimates. Raises ValueError naming --members (members per condition) or --scale."""
+    if run is not None:
+        return []
+    try:
+        full = study_ensembles(study, scale, members, tasks, options)
+        one = study_ensembles(study, scale, 1, tasks, options)
+    except ValueError:  # options or tasks the study refuses: `run_study` says so in its own words
+        return []
+    sc = study.scales[scale]
+    avail = budget.available()
+    estimates = []
+    for (name, config, E), (_, _, E_one) in zip(full, one, strict=True):
+        verdict = dict(chunk_size=None, n_eval=sc.protocol.n_eval, per_member_values=0, avail=avail)
+        est, problem, _ = budget.train_verdict(config, E, members_flag="--members", **verdict)
+        if problem is None:
+            estimates.append(est)
+            continue
+        smaller = budget.train_verdict(config, E_one, members_flag="--members", **verdict)[1]
+        per = members or sc.members
+        advice = (
+            f"reduce --members (members per condition, now {per})" if smaller is None else "choose a smaller --scale"
+        )
+        raise ValueError(
+            f"study {study.name} at scale {scale}: its ensemble {name} ({E} members of N = {config.units}) needs "
+            f"{problem.text}; {advice}"
+        )
+    return estimates
+
+
 def default_out(study: Study, scale: str) -> Path:
     """The default output folder: `results/<name>` (the scale's `folder` if it has one), `results/paper/<name>` at
     the paper scale, but `<name>_smoke` in the current directory at smoke scale, so a smoke run never replaces the
@@ -428,7 +489,7 @@ def protocol_facts(run: Run) -> dict[str, str]:
         net.append(f"Dale E fraction {run.value('e_fraction')}")
     if c.sparsity:
         net.append(f"sparsity {c.sparsity:g}")
-    if c.cell != "rnn":
+    if not c.rate_rnn:
         net.append(cells.label(c.cell))
     return {
         "ensemble": f"`{run.path.name}`",

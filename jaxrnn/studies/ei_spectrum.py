@@ -888,6 +888,19 @@ def _projected_section(rows: list[dict]) -> list[str]:
     ]
 
 
+def planned_ensembles(scale: Scale, members: int, tasks, options: dict) -> list[tuple]:
+    """`Study.ensembles`: one ensemble per method and N, a grid over the inits and that N's E fractions."""
+    g = scale.grid
+    task = make_task("and", **g["task"])
+    out = []
+    for method in g["methods"]:
+        for n in dict.fromkeys(n for _, n in g["conditions"]):
+            fractions = [f for f, m in g["conditions"] if m == n]
+            cfg = scale.config(task, units=n, bias=True, **METHODS[method].changes)
+            out.append((f"{method}_N{n}", cfg, members * len(g["inits"]) * len(fractions)))
+    return out
+
+
 STUDY = Study(
     name=NAME,
     title="E/I spectra: disc or ring, radius vs E fraction and N, two ways of imposing the signs",
@@ -895,4 +908,5 @@ STUDY = Study(
     "E fraction and N",
     scales=SCALES,
     run=run,
+    ensembles=planned_ensembles,
 )

@@ -871,6 +871,12 @@ def _comparison(res, rows, ref_res, ref, ref_ev, learned, g, E, same_model, net,
     return lines + [md_table(header, rows_t), ""]
 
 
+def planned_ensembles(scale: Scale, members: int, tasks, options: dict) -> list[tuple]:
+    """`Study.ensembles`: one ensemble."""
+    cfg = scale.config(make_task("flipflop3", **scale.grid.get("task", {})))
+    return [(f"flipflop3_N{cfg.units}", cfg, members)]
+
+
 STUDY = Study(
     name=NAME,
     title="3-bit flip-flop: memory cube, fixed points, dynamics across realizations",
@@ -878,4 +884,5 @@ STUDY = Study(
     scales=SCALES,
     run=run,
     takes_run=True,
+    ensembles=planned_ensembles,
 )

@@ -18,7 +18,7 @@ from jaxrnn import reference
 from jaxrnn.analysis.lesion import MODES, lesion_curves, lesion_ensemble
 from jaxrnn.runs.store import Run
 from jaxrnn.studies import success_table
-from jaxrnn.studies.base import Context, Study, log, md_table, sem, write_csv
+from jaxrnn.studies.base import Context, Scale, Study, log, md_table, sem, write_csv
 from jaxrnn.training.evaluate import evaluate_on, heldout_trials
 
 NAME = "lesion"
@@ -286,6 +286,11 @@ def run(ctx: Context) -> list[str]:
     return body
 
 
+def planned_ensembles(scale: Scale, members: int, tasks, options: dict) -> list[tuple]:
+    """`Study.ensembles`: the success table's AND ensemble (a grid over the two inits); `tasks` does not apply."""
+    return success_table.task_ensembles(("and",), scale, members, options)
+
+
 STUDY = Study(
     name=NAME,
     title="Lesions of W_rec: distance and success against the fraction of recurrent weights removed",
@@ -294,4 +299,5 @@ STUDY = Study(
     run=run,
     takes_run=True,
     reuses=("success_table",),
+    ensembles=planned_ensembles,
 )

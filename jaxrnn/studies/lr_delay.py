@@ -152,10 +152,17 @@ def run(ctx: Context) -> list[str]:
     ]
 
 
+def planned_ensembles(scale: Scale, members: int, tasks, options: dict) -> list[tuple]:
+    """`Study.ensembles`: one ensemble, a grid over learning rates and delays."""
+    cfg = scale.config(make_task("time_reproduction"), init="orthogonal")
+    return [(f"lr_delay_N{cfg.units}", cfg, members * len(scale.grid["lr"]) * len(scale.grid["delay"]))]
+
+
 STUDY = Study(
     name=NAME,
     title="Time reproduction over learning rate × delay, one compiled ensemble",
     summary="success rate and final loss of time reproduction over a learning rate × delay grid, one ensemble",
     scales=SCALES,
     run=run,
+    ensembles=planned_ensembles,
 )

@@ -356,12 +356,26 @@ def run(ctx: Context) -> list[str]:
     ]
 
 
+def planned_delay_ensembles(scale: Scale, members: int, tasks, options: dict) -> list[tuple]:
+    """memory_delay's `Study.ensembles`: one ensemble, a grid over the delays."""
+    cfg = scale.config(make_task("time_reproduction"), init="orthogonal", units=scale.protocol.units)
+    return [(f"delays_N{cfg.units}", cfg, members * len(scale.grid["delays"]))]
+
+
+def planned_size_ensembles(scale: Scale, members: int, tasks, options: dict) -> list[tuple]:
+    """memory_size's `Study.ensembles`: one ensemble per N."""
+    task = make_task("time_reproduction", delay=SIZE_DELAY)
+    sizes = scale.grid["sizes"]
+    return [(f"delay{SIZE_DELAY}_N{n}", scale.config(task, init="orthogonal", units=n), members) for n in sizes]
+
+
 DELAY = Study(
     name="memory_delay",
     title=INFO["memory_delay"]["title"],
     summary="time reproduction, N = 50: distance and success rate against the delay, beside the original's curve",
     scales=SCALES,
     run=run,
+    ensembles=planned_delay_ensembles,
 )
 SIZE = Study(
     name="memory_size",
@@ -369,4 +383,5 @@ SIZE = Study(
     summary=f"time reproduction at delay {SIZE_DELAY}: distance and success rate against N, beside the original's",
     scales=SIZE_SCALES,
     run=run,
+    ensembles=planned_size_ensembles,
 )

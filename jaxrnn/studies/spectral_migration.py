@@ -18,7 +18,7 @@ import numpy as np
 from jaxrnn import reference
 from jaxrnn.analysis.spectrum import OUTSIDE_TOL, spectral_table, step_map
 from jaxrnn.studies import success_table
-from jaxrnn.studies.base import Context, Study, md_table, write_csv
+from jaxrnn.studies.base import Context, Scale, Study, md_table, write_csv
 
 NAME = "spectral_migration"
 _METRICS = (
@@ -260,6 +260,12 @@ def run(ctx: Context) -> list[str]:
     return body
 
 
+def planned_ensembles(scale: Scale, members: int, tasks, options: dict) -> list[tuple]:
+    """`Study.ensembles`: the success table's ensembles (a grid over the two inits per task of the scale, or of
+    `tasks`)."""
+    return success_table.task_ensembles(tuple(tasks or scale.grid["tasks"]), scale, members, options)
+
+
 STUDY = Study(
     name=NAME,
     title="Spectral migration of W_rec during training",
@@ -268,4 +274,5 @@ STUDY = Study(
     run=run,
     options=("dale", "e_fraction", "sparsity"),
     reuses=("success_table",),
+    ensembles=planned_ensembles,
 )

@@ -110,7 +110,7 @@ def ensembles(ctx: Context, tasks=None) -> dict[tuple[str, str], Run]:
     out = {}
     for task_name in tasks or ctx.scale.grid["tasks"]:
         cfg = ctx.scale.config(make_task(task_name), **ctx.options)
-        inits = INITS if cfg.cell == "rnn" else INITS[:1]  # a Flax cell initialises itself: one row
+        inits = INITS if cfg.rate_rnn else INITS[:1]  # a Flax cell initialises itself: one row
         cells = ctx.train_cells(cfg, f"{task_name}{tag}", Grid.of(cfg.task, init=inits))
         out.update({(task_name, init): cells[(init,)] for init in inits})
     return out
@@ -395,6 +395,19 @@ def run(ctx: Context) -> list[str]:
     ]
 
 
+def task_ensembles(names, scale: Scale, members: int, options: dict) -> list[tuple[str, TrainConfig, int]]:
+    """(task, TrainConfig, E) of the ensembles `ensembles` trains for the tasks `names` at `scale` with `members` per
+    cell: one per task, a grid over the two inits (`Study.ensembles`); [] when a task is not one of the scale's."""
+    if any(t not in scale.grid.get("tasks", ("and",)) for t in names):
+        return []
+    return [(t, scale.config(make_task(t), **options), members * len(INITS)) for t in names]
+
+
+def planned_ensembles(scale: Scale, members: int, tasks, options: dict) -> list[tuple[str, TrainConfig, int]]:
+    """`Study.ensembles`: a grid over the two inits per task of the scale (or of `tasks`)."""
+    return task_ensembles(tuple(tasks or scale.grid["tasks"]), scale, members, options)
+
+
 STUDY = Study(
     name=NAME,
     title="Success table: 7 tasks × {orthogonal, normal} recurrent init",
@@ -402,4 +415,5 @@ STUDY = Study(
     scales=SCALES,
     run=run,
     options=("dale", "e_fraction", "sparsity", "cell"),
+    ensembles=planned_ensembles,
 )

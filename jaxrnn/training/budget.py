@@ -42,7 +42,9 @@ of a grid, are written there one per line; a contiguous range of member ids is s
 figure of more than `MAX_PLOT_TRIALS` trials (one row each).
 
 This module imports no JAX at import time; the checks import `train` (and so JAX) only to find the trainer's
-default chunk and the devices.
+default chunk and the devices. It imports nothing above `jaxrnn.training`: the checks that need a run directory's
+config.json or a study's ensembles live with those, `jaxrnn.runs.check_evaluate` and `jaxrnn.studies.base.check_study`
+(built on `check_run` and `train_verdict` here).
 """
 
 from __future__ import annotations
@@ -241,10 +243,10 @@ def available(path: str | Path | None = None) -> Available:
 
 def param_count(config) -> int:
     """Parameters of one member (all of `jaxrnn.init_params`'s arrays, the fixed mask and signs included) of
-    a TrainConfig (or anything with `units`, `task.n_in`, `task.n_out`, `cell`, `bias`, `train_h0`, `sparsity`,
-    `dale`)."""
+    a TrainConfig (or anything with `units`, `task.n_in`, `task.n_out`, `cell`, `rate_rnn`, `bias`, `train_h0`,
+    `sparsity`, `dale`)."""
     N, n_in, n_out = int(config.units), int(config.task.n_in), int(config.task.n_out)
-    if config.cell != "rnn":
+    if not config.rate_rnn:
         # Flax's GRUCell / LSTMCell; 2N: the GRU's 4th bias and h0, the LSTM's (c, h)
         gates = {"gru": 3, "lstm": 4}[cell_kind(config)]
         return gates * N * (n_in + N + 1) + 2 * N + n_out * N + n_out
@@ -456,7 +458,7 @@ def _chunk(config, members: int, chunk_size: int | None) -> tuple[int, int]:
     return int(math.ceil(chunk / n_dev) * n_dev), n_dev
 
 
-def _train_verdict(
+def train_verdict(
     config, members: int, *, chunk_size, n_eval: int, per_member_values: int, avail: Available, members_flag: str
 ) -> tuple[Estimate, Shortfall | None, str]:
     """(the estimate of training `members` members, what does not fit or None, the option to change): the first of
@@ -539,7 +541,7 @@ def check_train(
             f"{size(config_bytes(E, values))}, more than the {size(MAX_CONFIG_BYTES)} jaxrnn writes); reduce {flag}"
         )
     avail = available(out)
-    est, problem, advice = _train_verdict(
+    est, problem, advice = train_verdict(
         config, E, chunk_size=chunk_size, n_eval=n_eval, per_member_values=values, avail=avail, members_flag=flag
     )
     if problem is not None:
@@ -558,23 +560,6 @@ def check_sample(task, trials: int, out: str | Path | None = None) -> Estimate:
     return est
 
 
-def check_evaluate(run_dir: str | Path, trials: int) -> Estimate | None:
-    """Refuse `jaxrnn evaluate RUN_DIR --trials K` when its evaluation does not fit, reading only config.json (before
-    the run's arrays are loaded); None when config.json is not a finished run's (loading the run reports that).
-    Raises ValueError naming --trials."""
-    from jaxrnn.runs import store
-
-    try:
-        meta = store.load_meta(run_dir)
-        if not meta.get("complete"):
-            return None
-        config = store.config_from_dict(meta["config"])
-        members = len(store.member_ids_from_json(meta["members"]))
-    except (ValueError, TypeError, KeyError):
-        return None
-    return _check_run("evaluate", config, members, evaluate_estimate, trials)
-
-
 def check_plot(run, trials: int) -> Estimate:
     """Refuse `jaxrnn plot RUN_DIR --trials K` when K trials cannot be drawn (more than `MAX_PLOT_TRIALS` rows) or do
     not fit in memory; `run` is the loaded `jaxrnn.runs.store.Run`. Raises ValueError naming --trials."""
@@ -587,10 +572,10 @@ def check_plot(run, trials: int) -> Estimate:
     def estimate(config, members, k):
         return plot_estimate(config, members, k, evaluated)
 
-    return _check_run("plot", run.config, len(run.members), estimate, trials)
+    return check_run("plot", run.config, len(run.members), estimate, trials)
 
 
-def _check_run(what: str, config, members: int, estimate, trials: int) -> Estimate:
+def check_run(what: str, config, members: int, estimate, trials: int) -> Estimate:
     """Check `estimate(config, members, trials)` of a command on an existing run, with --trials as the advice when
     fewer trials fit."""
     avail = available()
@@ -607,92 +592,6 @@ def _check_run(what: str, config, members: int, estimate, trials: int) -> Estima
     )
 
 
-def study_ensembles(study, scale: str, members: int | None = None, tasks=None, options=None) -> list[tuple]:
-    """(name, TrainConfig, E) of every ensemble `jaxrnn study` trains at `scale`, built from the study's `Scale` the
-    way its `run` builds them (the cells of a grid are members of one ensemble).
-
-    Args:
-        study: a `jaxrnn.studies.Study`. members: members per condition (None: the scale's). tasks: only these of
-            the scale's tasks. options: the network options passed to the studies that take them.
-    Returns:
-        The ensembles; [] for a study this function does not know, a scale the study does not have, or tasks it does
-        not sweep (the study refuses those itself, and `jaxrnn.runs.train_run` checks every ensemble it trains).
-    """
-    from jaxrnn.tasks import make_task
-
-    if scale not in study.scales:
-        return []
-    sc = study.scales[scale]
-    g, E = sc.grid, members or sc.members
-    opts = {k: v for k, v in (options or {}).items() if k in study.options and v is not None}
-    if study.name in ("success_table", "spectral_migration", "lesion"):  # a grid over the two inits per task
-        from jaxrnn.studies.success_table import INITS
-
-        names = ("and",) if study.name == "lesion" else tuple(tasks or g["tasks"])
-        if any(t not in g.get("tasks", ("and",)) for t in names):
-            return []
-        return [(t, sc.config(make_task(t), **opts), E * len(INITS)) for t in names]
-    if study.name == "memory_delay":  # one ensemble, a grid over the delays
-        cfg = sc.config(make_task("time_reproduction"), init="orthogonal", units=sc.protocol.units)
-        return [(f"delays_N{cfg.units}", cfg, E * len(g["delays"]))]
-    if study.name == "memory_size":  # one ensemble per N
-        from jaxrnn.studies.memory import SIZE_DELAY
-
-        task = make_task("time_reproduction", delay=SIZE_DELAY)
-        return [(f"delay{SIZE_DELAY}_N{n}", sc.config(task, init="orthogonal", units=n), E) for n in g["sizes"]]
-    if study.name == "lr_delay":  # one ensemble, a grid over learning rates and delays
-        cfg = sc.config(make_task("time_reproduction"), init="orthogonal")
-        return [(f"lr_delay_N{cfg.units}", cfg, E * len(g["lr"]) * len(g["delay"]))]
-    if study.name == "flipflop3":
-        cfg = sc.config(make_task("flipflop3", **g.get("task", {})))
-        return [(f"flipflop3_N{cfg.units}", cfg, E)]
-    if study.name == "ei_spectrum":  # one ensemble per method and N, a grid over inits and that N's E fractions
-        from jaxrnn.studies.ei_spectrum import METHODS
-
-        task = make_task("and", **g["task"])
-        out = []
-        for method in g["methods"]:
-            for n in dict.fromkeys(n for _, n in g["conditions"]):
-                fractions = [f for f, m in g["conditions"] if m == n]
-                cfg = sc.config(task, units=n, bias=True, **METHODS[method].changes)
-                out.append((f"{method}_N{n}", cfg, E * len(g["inits"]) * len(fractions)))
-        return out
-    return []
-
-
-def check_study(study, scale: str, members: int | None = None, tasks=None, options=None, run=None) -> list[Estimate]:
-    """Refuse `jaxrnn study` before anything is written when one of its ensembles (`study_ensembles`) does not fit in
-    memory (a study's run directories are checked again, disk included, by `jaxrnn.runs.train_run` as each is
-    trained); nothing is checked with `run` (a run directory analysed instead of training). Returns the estimates.
-    Raises ValueError naming --members (members per condition) or --scale."""
-    if run is not None:
-        return []
-    try:
-        full = study_ensembles(study, scale, members, tasks, options)
-        one = study_ensembles(study, scale, 1, tasks, options)
-    except ValueError:  # options or tasks the study refuses: `run_study` says so in its own words
-        return []
-    sc = study.scales[scale]
-    avail = available()
-    estimates = []
-    for (name, config, E), (_, _, cells) in zip(full, one, strict=True):
-        verdict = dict(chunk_size=None, n_eval=sc.protocol.n_eval, per_member_values=0, avail=avail)
-        est, problem, _ = _train_verdict(config, E, members_flag="--members", **verdict)
-        if problem is None:
-            estimates.append(est)
-            continue
-        smaller = _train_verdict(config, cells, members_flag="--members", **verdict)[1]
-        per = members or sc.members
-        advice = (
-            f"reduce --members (members per condition, now {per})" if smaller is None else "choose a smaller --scale"
-        )
-        raise ValueError(
-            f"study {study.name} at scale {scale}: its ensemble {name} ({E} members of N = {config.units}) needs "
-            f"{problem.text}; {advice}"
-        )
-    return estimates
-
-
 __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_MEMBER_ID",
@@ -702,10 +601,9 @@ __all__ = [
     "Estimate",
     "Shortfall",
     "available",
-    "check_evaluate",
     "check_plot",
+    "check_run",
     "check_sample",
-    "check_study",
     "check_train",
     "device_memory",
     "disk_free",
@@ -715,6 +613,6 @@ __all__ = [
     "plot_estimate",
     "sample_estimate",
     "shortfall",
-    "study_ensembles",
     "train_estimate",
+    "train_verdict",
 ]

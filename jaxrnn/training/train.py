@@ -198,34 +198,31 @@ class TrainConfig:
             raise ValueError(f"train: clip_norm must be > 0 or None, got {self.clip_norm}")
         for name in TRACED_CONFIG_FIELDS:  # the per-member numbers, as defined in NUMBERS
             check_number(name, getattr(self, name), "train")
-        if self.rec_noise > 0 and self.cell != "rnn":
+        if self.rec_noise > 0 and not self.rate_rnn:
             raise ValueError(f"train: rec_noise applies to the rate RNN only, not to cell={cells.label(self.cell)}")
         _ = self.net  # validates the network fields
 
     @property
     def net(self) -> NetConfig:
-        return NetConfig(
-            n_in=self.task.n_in,
-            n_out=self.task.n_out,
-            units=self.units,
-            alpha=self.alpha,
-            activation=self.activation,
-            bias=self.bias,
-            init=self.init,
-            cell=self.cell,
-            dale=self.dale,
-            e_fraction=self.e_fraction,
-            sparsity=self.sparsity,
-            train_h0=self.train_h0,
-            dale_method=self.dale_method,
-            dale_axis=self.dale_axis,
-            nonneg_input=self.nonneg_input,
-        )
+        """The network's static description: the task's input and output sizes and this config's fields of the same
+        names as NetConfig's."""
+        shared = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(NetConfig) if f.name not in ("n_in", "n_out")
+        }
+        return NetConfig(n_in=self.task.n_in, n_out=self.task.n_out, **shared)
+
+    @property
+    def rate_rnn(self) -> bool:
+        """Whether the cell is jaxrnn's rate RNN rather than a Flax cell (`NetConfig.rate_rnn`)."""
+        return cells.is_rate_rnn(self.cell)
 
     @property
     def steps_per_epoch(self) -> int:
         return self.n_train // self.batch_size
 
+
+#: NetConfig's fields that come from the task, not from a TrainConfig field of the same name.
+_TASK_SIZES = ("n_in", "n_out")
 
 #: The TrainConfig fields that `resolve` hands to the compiled program as traced per-member numbers (those also
 #: in Hparams): changing them through the config reuses a compiled program.
@@ -261,11 +258,11 @@ def resolve(config: TrainConfig, hparams: Hparams, E: int) -> Resolved:
         raw = _per_member(name, getattr(config, name) if v is None else v, E, object)
         check_number(name, raw)
         values[name] = raw.astype(np.float32)
-    if config.cell != "rnn" and np.any(values["rec_noise"] > 0):
+    if not config.rate_rnn and np.any(values["rec_noise"] > 0):
         raise ValueError(f"train: rec_noise applies to the rate RNN only, not to cell={cells.label(config.cell)}")
     laws = _per_member("init", config.init if hparams.init is None else hparams.init, E, object)
     check_number("init", laws)
-    if config.cell != "rnn" and (np.any(values["gain"] != 1.0) or any(v != "orthogonal" for v in laws)):
+    if not config.rate_rnn and (np.any(values["gain"] != 1.0) or any(v != "orthogonal" for v in laws)):
         raise ValueError(
             f"hparams: gain and init (the recurrent init law) apply to the rate RNN only; "
             f"cell={cells.label(config.cell)} initialises itself with its own initializers"
@@ -420,7 +417,7 @@ def penalties(params: Params, states: Array, config: TrainConfig, hp: Resolved, 
     """
     total = jnp.zeros((), jnp.float32)
     if on.l2_weights:
-        if config.cell == "rnn":
+        if config.rate_rnn:
             mats = (params["W_in"], recurrent_weights(params, config.net), params["W_out"])
         else:
             mats = cells.weight_matrices(params)
@@ -612,7 +609,7 @@ def member_bytes(config: TrainConfig, fast_backward: bool = True) -> int:
     floats) times 2 for the rate RNN's hand-written backward pass (measured on an H100: 1.2x), times 8 for its
     autodiff path (measured 5x), and for a Flax cell the copies `budget` measured for it (20 GRU, 26 LSTM), so
     that a default chunk always passes the budget check."""
-    if config.cell == "rnn":
+    if config.rate_rnn:
         copies = 2 if fast_backward else 8
     else:
         copies = budget.backward_factor(config)
