@@ -60,7 +60,7 @@ def _worker(spec: dict) -> dict:
 
     import jaxrnn
     from jaxrnn.tasks import make_task
-    from jaxrnn.training.train import TrainConfig, fit
+    from jaxrnn import TrainConfig, fit  # the public API, the same in both trees
 
     source = Path(jaxrnn.__file__).resolve()
     print(f"jaxrnn from {source}", flush=True)

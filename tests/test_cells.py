@@ -70,7 +70,7 @@ REFERENCE_CONFIGS = {
 
 
 @pytest.mark.parametrize("name", list(REFERENCE_CONFIGS))
-def test_rate_rnn_parameters_are_unchanged(name):
+def test_rate_rnn_parameters_are_unchanged(name, optimized):
     """The rate RNN trains to the very parameters it trained to before the Flax cell path (same jax: bit-identical)."""
     ref = np.load(REFERENCE)
     exact = str(ref["_jax"]) == f"{jax.__version__} {jaxlib.__version__}"
