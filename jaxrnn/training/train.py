@@ -555,18 +555,37 @@ def compiled(
     fast_backward: bool = True,
     unroll: int | None = None,
 ) -> tuple[Callable, Callable]:
-    """`jit(vmap(init))` and `jit(vmap(run_epochs))` for `config`, built once per `program_key(config)`, epoch count,
-    switches `on` (default: those of `config`'s own values), `fast_backward` and `unroll` (`make_loss`). Every
-    member's numbers (`Resolved`) are arguments: one program serves any mix of learning rates, init laws, noise
-    levels, thresholds, E fractions and task params, whether they come from Hparams or from the config."""
+    """`init` mapped over the members (`_map_members`) and `vmap(run_epochs)`, both jitted, for `config`, built once
+    per `program_key(config)`, epoch count, switches `on` (default: those of `config`'s own values), `fast_backward`
+    and `unroll` (`make_loss`). Every member's numbers (`Resolved`) are arguments: one program serves any mix of
+    learning rates, init laws, noise levels, thresholds, E fractions and task params, whether they come from Hparams
+    or from the config."""
     on = on or switches(resolve(config, Hparams(), 1))
     key = (program_key(config), n_epochs, on, fast_backward, unroll)
     if key not in _PROGRAMS:
         if len(_PROGRAMS) >= _MAX_PROGRAMS:
             del _PROGRAMS[next(iter(_PROGRAMS))]  # the oldest
         init, run_epochs = make_train(config, on, fast_backward=fast_backward, unroll=unroll)
-        _PROGRAMS[key] = jax.jit(jax.vmap(init)), jax.jit(jax.vmap(functools.partial(run_epochs, n_epochs=n_epochs)))
+        _PROGRAMS[key] = (
+            jax.jit(_map_members(init)),
+            jax.jit(jax.vmap(functools.partial(run_epochs, n_epochs=n_epochs))),
+        )
     return _PROGRAMS[key]
+
+
+def _map_members(init: Callable) -> Callable:
+    """`init` over the members one after another (`lax.map`), not batched (`vmap`): a Flax cell's init holds several
+    independent QR factorizations (the orthogonal recurrent kernels: 3 in a GRU, 4 in an LSTM). Batched over the
+    members, jaxlib's CPU QR kernel splits its batch over XLA's intra-op thread pool and waits for the parts; XLA runs
+    the independent QRs at once on that pool, so on a 2-core machine both pool threads wait for parts that no thread
+    is left to run, forever (measured: a GRU ensemble's init program hung in 3 of 3 processes within 40 calls, every
+    thread idle, two in `QrFactorization` / `ParallelBatchMap`). One member at a time, each QR is a single matrix.
+    Initialization is a small part of a run; the numbers are those of the batched init."""
+
+    def init_members(keys, hp):
+        return jax.lax.map(lambda a: init(*a), (keys, hp))
+
+    return init_members
 
 
 def clear_programs() -> None:
