@@ -40,8 +40,10 @@ TREES = ("before", "after")
 TARGETS = {"rnn": "unchanged", "gru": "<= 1.5"}
 
 
-#: Seconds a worker may take before it is recorded as hung.
-WORKER_TIMEOUT = 600
+#: Seconds a worker may take before it is recorded as hung (a worker takes 10-90 s here). The "before" tree's GRU
+#: init can deadlock on a 2-core CPU: its batched QRs wait on XLA's thread pool (fixed after it:
+#: `jaxrnn.training.train._map_members`).
+WORKER_TIMEOUT = 300
 
 
 def _worker(spec: dict) -> dict:
