@@ -1262,7 +1262,9 @@ _INTERRUPTED = f"{_PROG}: interrupted (a `train` run resumes from its last check
 def _interrupt_watchdog() -> None:
     """End the process with status 130 shortly after Ctrl-C even while the main thread is inside a long call that
     does not return to Python (an XLA compilation): Python runs its SIGINT handler only between bytecodes, so the
-    signal is also written to a wakeup pipe (`signal.set_wakeup_fd`) that a daemon thread watches."""
+    signal is also written to a wakeup pipe (`signal.set_wakeup_fd`) that a daemon thread watches. It also ends a
+    process whose KeyboardInterrupt Python swallowed (raised inside a callback such as JAX's gc callback, where
+    Python prints "Exception ignored" and goes on)."""
     read, write = os.pipe()
     os.set_blocking(write, False)
     signal.set_wakeup_fd(write, warn_on_full_buffer=False)
@@ -1271,7 +1273,8 @@ def _interrupt_watchdog() -> None:
         while True:
             if signal.SIGINT in os.read(read, 64):
                 time.sleep(_INTERRUPT_GRACE)  # the main thread's KeyboardInterrupt normally ends it before this
-                print(_INTERRUPTED, file=sys.stderr, flush=True)
+                # on a line of its own: a progress bar may still be on the current one (this path closes nothing)
+                print("\n" + _INTERRUPTED, file=sys.stderr, flush=True)
                 os._exit(130)
 
     threading.Thread(target=watch, name="jaxrnn-interrupt", daemon=True).start()
