@@ -61,8 +61,8 @@ def _worker(spec: dict) -> dict:
     import numpy as np
 
     import jaxrnn
-    from jaxrnn.tasks import make_task
     from jaxrnn import TrainConfig, fit  # the public API, the same in both trees
+    from jaxrnn.tasks import make_task
 
     source = Path(jaxrnn.__file__).resolve()
     print(f"jaxrnn from {source}", flush=True)
