@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import signal
@@ -269,10 +268,7 @@ def load_plan(out: str | Path) -> dict:
     path = shards_dir(out) / PLAN
     if not path.is_file():
         raise StoreError(f"{out}: not a sharded run (no {SHARDS}/{PLAN}; `jaxrnn train ... --shards K` writes it)")
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StoreError(f"{path}: damaged ({type(e).__name__}: {e})") from None
+    d = store.read_json(path)
     if not isinstance(d, dict) or d.get("format") != PLAN_FORMAT:
         raise StoreError(f"{path}: not a jaxrnn shard plan")
     return d

@@ -783,6 +783,14 @@ def save_run(
     return run_dir
 
 
+def read_json(path: Path):
+    """The JSON value of a file jaxrnn wrote. Raises StoreError naming the file when it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StoreError(f"{path}: damaged ({type(e).__name__}: {e})") from None
+
+
 def load_meta(run_dir: str | Path) -> dict:
     """The config.json dict of a run directory (checked to be a jaxrnn run). Raises StoreError."""
     path = Path(run_dir) / CONFIG
@@ -790,10 +798,7 @@ def load_meta(run_dir: str | Path) -> dict:
         raise StoreError(f"{run_dir}: not a directory")
     if not path.is_file():
         raise StoreError(f"{path}: missing (not a jaxrnn run directory)")
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StoreError(f"{path}: damaged ({type(e).__name__}: {e})") from None
+    meta = read_json(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise StoreError(f"{path}: not a jaxrnn run config (format is not {FORMAT!r})")
     if meta.get("format_version") != FORMAT_VERSION:
