@@ -193,7 +193,9 @@ def test_a_swap_killed_between_its_renames_is_completed(tmp_path):
 def test_ctrl_c_while_compiling_exits_130_and_the_run_resumes(tmp_path):
     """The console script's Ctrl-C: status 130 and the one-line message, never a crash (Python's teardown with XLA
     threads still compiling or running segfaulted here), and the run directory is resumable."""
-    argv = ["train", "and", "--units", "8", "--members", "4", "--epochs", "2", "--n-train", "64", "--out", "run"]
+    # 30 epochs of about 0.13 s: each Ctrl-C lands before the run can finish, even when the compilation comes from
+    # the suite's cache and an earlier attempt left a checkpoint (2 short epochs were sometimes done by then: exit 0)
+    argv = ["train", "and", "--units", "8", "--members", "4", "--epochs", "30", "--n-train", "640", "--out", "run"]
     # Python's own SIGINT handler, also where the test runs as a background job (which ignores SIGINT)
     script = "import signal as s; s.signal(s.SIGINT, s.default_int_handler); import jaxrnn.cli as c; c.entry()"
     cmd = [sys.executable, "-c", script, *argv]
